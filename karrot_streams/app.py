@@ -1,0 +1,79 @@
+"""The Faust application, built by a factory.
+
+``faust -A karrot_streams.app worker`` reads the module attribute ``app``; it is built on first
+access (PEP 562), so importing this module has no side effects and tests build their own apps.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import faust
+
+from karrot_streams.pipeline import agents as pipeline_agents
+from karrot_streams.resources import Resources
+from karrot_streams.settings import Settings
+from karrot_streams.tables import agents as table_agents
+from karrot_streams.tables.declarations import Tables
+
+log = logging.getLogger(__name__)
+
+
+class KarrotApp(faust.App):  # type: ignore[misc]  # faust ships no type information
+    """A Faust app that also holds the worker's resources and tables."""
+
+    resources: Resources
+    aggregates: Tables
+
+
+def create_app(settings: Settings | None = None) -> KarrotApp:
+    settings = settings or Settings()
+    app = KarrotApp(
+        settings.app_id,
+        broker=f"kafka://{settings.kafka_bootstrap}",
+        store="rocksdb://",  # Faust picks rocksdict when it is installed
+        datadir=str(settings.data_dir),
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        web_bind=settings.web_host,
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=settings.topic_replication,
+        processing_guarantee=settings.processing_guarantee,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        broker_commit_every=1000,
+        broker_commit_interval=1.0,
+        stream_buffer_maxsize=4096,
+        web_in_thread=False,
+        autodiscover=False,
+        loghandlers=[],
+    )
+    app.resources = Resources.create(settings)
+    app.aggregates = Tables.declare(app, settings.topic_partitions)
+    pipeline_agents.register(app, app.resources)
+    table_agents.register(app, app.resources, app.aggregates)
+    outputs = pipeline_agents.output_topics(app, app.resources)
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def prepare() -> None:
+        for topic in outputs:
+            await topic.maybe_declare()
+        await app.resources.ready()
+
+    @app.on_after_configured.connect  # type: ignore[untyped-decorator]
+    def _configured(app: Any, **kwargs: Any) -> None:
+        logging.getLogger("karrot_streams").setLevel(settings.log_level.upper())
+
+    from karrot_streams.web import routes  # noqa: PLC0415  web imports the app's pieces
+
+    routes.register(app)
+    return app
+
+
+def __getattr__(name: str) -> Any:
+    if name == "app":
+        global app  # noqa: PLW0603  memoise the default app for faust's -A lookup
+        app = create_app()
+        return app
+    raise AttributeError(name)

@@ -1,0 +1,48 @@
+"""``karrot-streams``: provision a cluster, generate traffic. The worker itself runs under faust:
+``faust -A karrot_streams.app worker``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+from collections.abc import Sequence
+
+from karrot_streams import traffic
+from karrot_streams.provision import provision
+from karrot_streams.resources import Resources
+from karrot_streams.settings import INPUT_TOPICS, Settings
+
+
+async def _generate(settings: Settings, args: argparse.Namespace) -> None:
+    resources = Resources.create(settings)
+    await resources.ready()
+    await resources.close()
+    spec = traffic.TrafficSpec(count=args.count, poison_share=args.poison, seed=args.seed)
+    writers = {topic: resources.writers[topic] for topic in INPUT_TOPICS}
+    batch = list(traffic.records(spec, writers))
+    seconds = await traffic.produce(settings.kafka_bootstrap, batch, rate=args.rate)
+    poison = sum(1 for r in batch if r.poison)
+    print(
+        f"produced {len(batch)} records ({poison} poison) in {seconds:.2f}s"
+        f" = {len(batch) / seconds:,.0f}/s"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="karrot-streams", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("init", help="create topics, apply migrations, register schemas")
+    generate = commands.add_parser("generate", help="produce marketplace traffic")
+    generate.add_argument("--count", type=int, default=1000)
+    generate.add_argument("--rate", type=float, default=None, help="records per second")
+    generate.add_argument("--poison", type=float, default=0.05, help="share of poison records")
+    generate.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    settings = Settings()
+    if args.command == "init":
+        asyncio.run(provision(settings))
+    elif args.command == "generate":
+        asyncio.run(_generate(settings, args))

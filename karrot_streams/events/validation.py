@@ -1,0 +1,154 @@
+"""The seed's EventValidator rules, plus consistency checks, as pure functions.
+
+Every rule raises :class:`InvalidEvent` naming the field to fix; nothing here is retried.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from karrot_streams.events.failures import InvalidEvent
+from karrot_streams.events.model import Event
+from karrot_streams.events.types import (
+    ENVELOPE_RECORD_OF,
+    PAYLOAD_FIELDS,
+    PAYLOAD_RECORD_OF,
+    TOPIC_OF,
+    EventType,
+)
+
+EMAIL = re.compile(r"^[A-Za-z0-9+_.-]+@(.+)$")
+MAX_MESSAGE_LENGTH = 1000
+MAX_ID_LENGTH = 255  # event_store keys are VARCHAR(255)
+
+
+def require_text(value: object, field: str, *, optional: bool = False) -> str | None:
+    if value is None and optional:
+        return None
+    if not isinstance(value, str):
+        raise InvalidEvent(f"{field} must be a string", field=field)
+    if not value.strip():
+        if optional:
+            return None
+        raise InvalidEvent(f"Required field missing: {field}", field=field)
+    return value
+
+
+def validate_payload(record: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+    """Check a payload against its record's fields and the seed's rules; return it cleaned."""
+    fields = PAYLOAD_FIELDS.get(record)
+    if fields is None:
+        raise InvalidEvent(f"Unknown payload record {record}", field="payload")
+    clean: dict[str, Any] = {}
+    for name, kind in fields.items():
+        value = payload.get(name)
+        if kind == "int":
+            if value is None:
+                raise InvalidEvent(f"Required field missing: {name}", field=name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise InvalidEvent(f"{name} must be a whole number of KRW", field=name)
+            clean[name] = value
+        else:
+            clean[name] = require_text(value, name, optional=kind == "str?")
+    _check_rules(record, clean)
+    return clean
+
+
+def _check_rules(record: str, payload: Mapping[str, Any]) -> None:
+    short = record.rsplit(".", 1)[-1]
+    if short == "UserCreated" and not EMAIL.match(payload["email"]):
+        raise InvalidEvent("Invalid email format", field="email")
+    if short == "ItemCreated" and payload["price"] < 0:
+        raise InvalidEvent("Price cannot be negative", field="price")
+    if short == "Payment" and payload["amount"] <= 0:
+        raise InvalidEvent("Amount must be positive", field="amount")
+    if short == "ChatMessage" and len(payload["message"]) > MAX_MESSAGE_LENGTH:
+        raise InvalidEvent(
+            f"Message too long: {len(payload['message'])} characters, at most {MAX_MESSAGE_LENGTH}",
+            field="message",
+        )
+
+
+def parse_event_type(value: object) -> EventType:
+    try:
+        return EventType(str(value))
+    except ValueError:
+        known = ", ".join(t.value for t in EventType)
+        raise InvalidEvent(f"Unknown eventType {value!r}; known: {known}", field="eventType") from None
+
+
+def check_event_id(value: object) -> str:
+    text = require_text(value, "eventId")
+    assert text is not None  # noqa: S101  require_text raises for a missing required value
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        raise InvalidEvent(f"eventId is not a UUID: {text[:80]!r}", field="eventId") from None
+    return text
+
+
+def check_id(value: object, field: str) -> str:
+    text = require_text(value, field)
+    assert text is not None  # noqa: S101
+    if len(text) > MAX_ID_LENGTH:
+        raise InvalidEvent(f"{field} is longer than {MAX_ID_LENGTH} characters", field=field)
+    return text
+
+
+def event_from_avro(topic: str, writer_record: str, record: Mapping[str, Any]) -> Event:
+    """Turn a decoded envelope into an :class:`Event`, enforcing every rule of the contract."""
+    raw_id = record.get("eventId")
+    event_id = raw_id if isinstance(raw_id, str) else None
+    try:
+        expected_envelope = ENVELOPE_RECORD_OF[topic]
+        if writer_record != expected_envelope:
+            raise InvalidEvent(
+                f"Record {writer_record} does not belong on {topic} (expected {expected_envelope})",
+                field="schema",
+            )
+        checked_id = check_event_id(raw_id)
+        event_type = parse_event_type(record.get("eventType"))
+        if TOPIC_OF[event_type] != topic:
+            raise InvalidEvent(
+                f"eventType {event_type} belongs on {TOPIC_OF[event_type]}, not {topic}",
+                field="eventType",
+            )
+        payload_record, payload = _split_union(record.get("payload"))
+        if payload_record != PAYLOAD_RECORD_OF[event_type]:
+            raise InvalidEvent(
+                f"eventType {event_type} needs payload {PAYLOAD_RECORD_OF[event_type]},"
+                f" got {payload_record}",
+                field="payload",
+            )
+        occurred_at = record.get("occurredAt")
+        if not isinstance(occurred_at, datetime):
+            raise InvalidEvent("occurredAt must be a timestamp", field="occurredAt")
+        return Event(
+            event_id=checked_id,
+            event_type=event_type,
+            aggregate_id=check_id(record.get("aggregateId"), "aggregateId"),
+            occurred_at=occurred_at,
+            payload_record=payload_record,
+            payload=validate_payload(payload_record, payload),
+            correlation_id=require_text(record.get("correlationId"), "correlationId", optional=True),
+            user_id=require_text(record.get("userId"), "userId", optional=True),
+            source=require_text(record.get("source"), "source", optional=True),
+        )
+    except InvalidEvent as exc:
+        exc.event_id = event_id
+        raise
+
+
+def _split_union(value: object) -> tuple[str, Mapping[str, Any]]:
+    if (
+        isinstance(value, tuple)
+        and len(value) == 2
+        and isinstance(value[0], str)
+        and isinstance(value[1], Mapping)
+    ):
+        return value[0], value[1]
+    raise InvalidEvent("payload must be a record", field="payload")

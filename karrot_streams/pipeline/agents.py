@@ -1,0 +1,100 @@
+"""The four input agents: raw bytes in, one BatchHandler step per batch, manual acks after it."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import faust
+
+from karrot_streams.events.types import dead_letter_topic, enriched_topic
+from karrot_streams.pipeline.handler import BatchHandler, HeaderList
+from karrot_streams.pipeline.messages import Incoming
+from karrot_streams.resources import Resources
+from karrot_streams.settings import INPUT_TOPICS
+
+log = logging.getLogger(__name__)
+
+
+def incoming_of(event: Any) -> Incoming:
+    message = event.message
+    headers = message.headers or ()
+    if isinstance(headers, dict):
+        headers = list(headers.items())
+    return Incoming(
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        key=message.key,
+        value=message.value,
+        headers=tuple((str(k), bytes(v) if v is not None else b"") for k, v in headers),
+        timestamp_ms=int(message.timestamp * 1000) if message.timestamp else None,
+    )
+
+
+def raw_topic(app: faust.App, name: str, partitions: int) -> Any:
+    return app.topic(
+        name,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=partitions,
+    )
+
+
+def register(app: faust.App, resources: Resources) -> list[Any]:
+    settings = resources.settings
+
+    async def send(
+        topic: str, key: bytes | None, value: bytes | None, headers: HeaderList | None
+    ) -> Any:
+        return await app.producer.send(topic, key, value, None, None, headers)
+
+    handler: BatchHandler | None = None
+
+    async def get_handler() -> BatchHandler:
+        nonlocal handler
+        await resources.ready()
+        if handler is None:
+            handler = BatchHandler(
+                registry=resources.registry,
+                store=resources.store,
+                send=send,
+                topics=resources.topics,
+                enriched_writers=resources.writers,
+                fee_rate=settings.fee_rate,
+                retry_attempts=settings.retry_attempts,
+                backoff=resources.backoff,
+                health=resources.health,
+                metrics=resources.metrics,
+            )
+        return handler
+
+    async def consume(stream: Any) -> None:
+        handle = (await get_handler()).handle
+        async for events in stream.noack_take(settings.batch_max, within=settings.batch_within_s):
+            try:
+                await handle([incoming_of(event) for event in events])
+            except Exception as exc:
+                # A bug, not a bad message: stop the worker with the batch un-acked, so a
+                # restart reads it again instead of Faust acking it and moving on.
+                log.exception("Pipeline step failed; stopping the worker")
+                await app.crash(exc)
+                raise
+            for event in events:
+                await stream.ack(event)
+
+    agents = []
+    for name in INPUT_TOPICS:
+        source = raw_topic(app, name, settings.topic_partitions)
+        agents.append(app.agent(source, name=f"pipeline.{name}")(consume))
+    return agents
+
+
+def output_topics(app: faust.App, resources: Resources) -> list[Any]:
+    """Declared so Faust creates them with our partition count before the first send."""
+    partitions = resources.settings.topic_partitions
+    names = [enriched_topic(t) for t in INPUT_TOPICS] + [dead_letter_topic(t) for t in INPUT_TOPICS]
+    names += list(resources.topics.all())
+    return [raw_topic(app, name, partitions) for name in names]

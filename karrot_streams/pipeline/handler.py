@@ -1,0 +1,231 @@
+"""One agent step: a batch of raw messages in; rows stored, events forwarded, poison dead-lettered.
+
+Order of effects for a batch: classify every message, write the event-store rows in one round
+trip, then send enriched events, aggregate facts and dead letters, and wait until Kafka has
+acknowledged all of them. Only then does the agent ack the messages, so an offset is committed
+only after everything the message caused is durable.
+
+Failures a message cannot cause (registry, database or broker unavailable) are waited out, with
+backoff and without limit: the stream pauses instead of dead-lettering good events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import psycopg2
+
+from karrot_streams.avro.codec import encode
+from karrot_streams.avro.registry import SchemaRegistry, WriterSchema
+from karrot_streams.events.failures import RetriesExhausted, TransientFailure
+from karrot_streams.events.types import enriched_topic
+from karrot_streams.monitoring.health import Health
+from karrot_streams.monitoring.metrics import Metrics
+from karrot_streams.pipeline.classify import classify
+from karrot_streams.pipeline.dead_letters import dead_letter_headers, dead_letter_of
+from karrot_streams.pipeline.facts import facts_for
+from karrot_streams.pipeline.messages import Accepted, Incoming, Outcome, Rejected
+from karrot_streams.pipeline.retry import Backoff
+from karrot_streams.pipeline.topics import InternalTopics
+from karrot_streams.store.event_store import EventStore, Status, StoreRow
+
+log = logging.getLogger(__name__)
+
+HeaderList = list[tuple[str, bytes]]
+#: Enqueue a record; the awaitable it returns resolves once the broker has acknowledged it.
+Send = Callable[[str, bytes | None, bytes | None, HeaderList | None], Awaitable[Awaitable[Any]]]
+Outgoing = tuple[str, bytes | None, bytes | None, HeaderList | None]
+
+
+class BatchHandler:
+    def __init__(
+        self,
+        *,
+        registry: SchemaRegistry,
+        store: EventStore,
+        send: Send,
+        topics: InternalTopics,
+        enriched_writers: Mapping[str, WriterSchema],
+        fee_rate: Decimal,
+        retry_attempts: int,
+        backoff: Backoff,
+        health: Health,
+        metrics: Metrics,
+    ) -> None:
+        self._registry = registry
+        self._store = store
+        self._send = send
+        self._topics = topics
+        self._enriched_writers = enriched_writers
+        self._fee_rate = fee_rate
+        self._retry_attempts = retry_attempts
+        self._backoff = backoff
+        self._health = health
+        self._metrics = metrics
+
+    async def handle(self, batch: Sequence[Incoming]) -> list[Outcome]:
+        now = datetime.now(UTC)
+        outcomes = [await self._classify(message, now) for message in batch]
+        outcomes = await self._store_rows(outcomes)
+        await self._emit(outcomes, now)
+        self._metrics.batch_size.observe(len(batch))
+        for outcome in outcomes:
+            topic = outcome.incoming.topic
+            if isinstance(outcome, Accepted):
+                self._metrics.processed.labels(topic).inc()
+            else:
+                reason = type(outcome.failure).__name__
+                self._metrics.dead_lettered.labels(topic, reason).inc()
+        return outcomes
+
+    async def _wait(self, component: str, exc: BaseException, attempt: int) -> None:
+        if attempt == 0:
+            log.warning("%s unavailable, pausing the stream: %s", component, exc)
+        self._health.report(component, False, str(exc)[:300])
+        self._metrics.transient_failures.labels(component).inc()
+        await asyncio.sleep(self._backoff.delay(attempt))
+
+    def _recovered(self, component: str, attempt: int) -> None:
+        if attempt:
+            log.info("%s reachable again after %d waits", component, attempt)
+        self._health.report(component, True)
+
+    async def _classify(self, message: Incoming, now: datetime) -> Outcome:
+        attempt = 0
+        while True:
+            try:
+                outcome = await classify(message, self._registry, self._fee_rate, now)
+            except TransientFailure as exc:
+                await self._wait("schema_registry", exc, attempt)
+                attempt += 1
+                continue
+            self._recovered("schema_registry", attempt) if attempt else None
+            return outcome
+
+    # -- event store -------------------------------------------------------------------------
+
+    @staticmethod
+    def _row(outcome: Outcome) -> StoreRow | None:
+        if isinstance(outcome, Accepted):
+            event = outcome.event
+            return StoreRow.of(
+                event_id=event.event_id,
+                aggregate_id=event.aggregate_id,
+                event_type=event.event_type.value,
+                data=event.to_json(),
+                event_time=event.occurred_at,
+                status=Status.PROCESSED,
+            )
+        event_id = outcome.failure.event_id
+        if not event_id or len(event_id) > 255 or not event_id.strip():
+            return None  # nothing identifies it: the dead letter is its only record
+        partial = outcome.partial
+        aggregate_id = partial.get("aggregateId")
+        occurred_at = partial.get("occurredAt")
+        return StoreRow.of(
+            event_id=event_id,
+            aggregate_id=aggregate_id[:255] if isinstance(aggregate_id, str) else "",
+            event_type=str(partial.get("eventType") or "UNKNOWN")[:100],
+            data=partial,
+            event_time=occurred_at if isinstance(occurred_at, datetime) else datetime.now(UTC),
+            status=Status.FAILED,
+            failure_reason=f"{type(outcome.failure).__name__}: {outcome.failure}",
+        )
+
+    async def _store_rows(self, outcomes: list[Outcome]) -> list[Outcome]:
+        rows = {i: row for i, o in enumerate(outcomes) if (row := self._row(o)) is not None}
+        if not rows:
+            return outcomes
+        try:
+            await self._upsert_waiting(list(rows.values()))
+        except psycopg2.Error as exc:
+            log.warning("Event-store batch refused (%s); writing its rows one by one", exc)
+            return [await self._store_one(o, rows.get(i)) for i, o in enumerate(outcomes)]
+        return outcomes
+
+    async def _upsert_waiting(self, rows: list[StoreRow]) -> None:
+        attempt = 0
+        while True:
+            started = time.perf_counter()
+            try:
+                await self._store.upsert(rows)
+            except TransientFailure as exc:
+                await self._wait("database", exc, attempt)
+                attempt += 1
+                continue
+            self._metrics.store_write_seconds.observe(time.perf_counter() - started)
+            self._recovered("database", attempt) if attempt else None
+            return
+
+    async def _store_one(self, outcome: Outcome, row: StoreRow | None) -> Outcome:
+        """Retry one row its budget of times; a row the database keeps refusing is poison."""
+        if row is None:
+            return outcome
+        error: psycopg2.Error | None = None
+        for attempt in range(self._retry_attempts):
+            try:
+                await self._upsert_waiting([row])
+            except psycopg2.Error as exc:
+                error = exc
+                await asyncio.sleep(self._backoff.delay(attempt))
+                continue
+            return outcome
+        if isinstance(outcome, Accepted):
+            failure = RetriesExhausted(
+                f"Event store refused the event: {error}".strip(), event_id=row.event_id
+            )
+            return Rejected(outcome.incoming, failure, attempts=self._retry_attempts)
+        return outcome
+
+    # -- Kafka -------------------------------------------------------------------------------
+
+    def _outgoing(self, outcome: Outcome, now: datetime) -> list[Outgoing]:
+        incoming = outcome.incoming
+        if isinstance(outcome, Rejected):
+            headers = dead_letter_headers(outcome, now)
+            return [(dead_letter_of(outcome), incoming.key, incoming.value, headers)]
+        topic = enriched_topic(incoming.topic)
+        writer = self._enriched_writers[topic]
+        key = incoming.key if incoming.key is not None else outcome.event.aggregate_id.encode()
+        records: list[Outgoing] = [
+            (topic, key, encode(writer.schema_id, writer.parsed, outcome.enriched), None)
+        ]
+        for fact in facts_for(outcome, self._topics):
+            fact_key, fact_value = fact.encoded()
+            records.append((fact.topic, fact_key, fact_value, None))
+        return records
+
+    async def _emit(self, outcomes: list[Outcome], now: datetime) -> None:
+        pending = [record for outcome in outcomes for record in self._outgoing(outcome, now)]
+        attempt = 0
+        while pending:
+            failed = await self._send_all(pending)
+            if not failed:
+                self._recovered("kafka", attempt) if attempt else None
+                return
+            # Resending may duplicate what did get through: downstream skips replays.
+            pending = [record for record, _ in failed]
+            await self._wait("kafka", failed[0][1], attempt)
+            attempt += 1
+
+    async def _send_all(self, records: list[Outgoing]) -> list[tuple[Outgoing, BaseException]]:
+        failed: list[tuple[Outgoing, BaseException]] = []
+        acks: list[tuple[Outgoing, Awaitable[Any]]] = []
+        for record in records:
+            try:
+                acks.append((record, await self._send(*record)))
+            except Exception as exc:  # noqa: BLE001  any producer error means: send it again
+                failed.append((record, exc))
+        results = await asyncio.gather(*(ack for _, ack in acks), return_exceptions=True)
+        for (record, _), result in zip(acks, results, strict=True):
+            if isinstance(result, BaseException):
+                if isinstance(result, asyncio.CancelledError):
+                    raise result
+                failed.append((record, result))
+        return failed

@@ -1,0 +1,97 @@
+"""What a worker holds open while it runs: registry client, database pool, health, metrics.
+
+Start-up (migrations, schema registration) runs once, lazily, the first time an agent or a view
+needs it, and is retried while a dependency is still coming up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+from karrot_streams.avro import schemas
+from karrot_streams.avro.registry import SchemaIncompatible, SchemaRegistry, WriterSchema
+from karrot_streams.events.failures import TransientFailure
+from karrot_streams.events.types import enriched_topic, value_subject
+from karrot_streams.monitoring.health import Health
+from karrot_streams.monitoring.metrics import Metrics
+from karrot_streams.pipeline.retry import Backoff
+from karrot_streams.pipeline.topics import InternalTopics
+from karrot_streams.settings import INPUT_TOPICS, Settings
+from karrot_streams.store.event_store import UNAVAILABLE, EventStore
+from karrot_streams.store.migrations import migrate
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Resources:
+    settings: Settings
+    registry: SchemaRegistry
+    store: EventStore
+    topics: InternalTopics
+    health: Health = field(default_factory=Health)
+    metrics: Metrics = field(default_factory=Metrics.create)
+    #: Writer schema of each output and input topic's value, once registered.
+    writers: dict[str, WriterSchema] = field(default_factory=dict)
+    _ready: asyncio.Task[None] | None = None
+
+    @classmethod
+    def create(cls, settings: Settings) -> Resources:
+        return cls(
+            settings=settings,
+            registry=SchemaRegistry(settings.schema_registry_url),
+            store=EventStore(settings.database_dsn),
+            topics=InternalTopics(settings.app_id),
+        )
+
+    @property
+    def backoff(self) -> Backoff:
+        return Backoff(self.settings.retry_backoff_s, self.settings.retry_backoff_max_s)
+
+    async def ready(self) -> None:
+        """Migrations applied and schemas registered; waits while dependencies come up."""
+        if self._ready is None:
+            self._ready = asyncio.ensure_future(self._prepare())
+        await asyncio.shield(self._ready)
+
+    @property
+    def is_ready(self) -> bool:
+        return self._ready is not None and self._ready.done() and not self._ready.cancelled()
+
+    async def _prepare(self) -> None:
+        attempt = 0
+        while True:
+            try:
+                await migrate(self.settings.database_dsn)
+                self.health.report("database", True)
+                break
+            except UNAVAILABLE as exc:
+                self.health.report("database", False, str(exc)[:300])
+                log.warning("Waiting for PostgreSQL to run migrations: %s", exc)
+            await asyncio.sleep(self.backoff.delay(attempt))
+            attempt += 1
+        attempt = 0
+        while True:
+            try:
+                ids = await self.registry.ensure(schemas.load_all())
+                self.health.report("schema_registry", True)
+                break
+            except TransientFailure as exc:
+                self.health.report("schema_registry", False, str(exc)[:300])
+                log.warning("Waiting for the schema registry: %s", exc)
+            except SchemaIncompatible:
+                log.exception("Refusing to start with an incompatible schema")
+                raise
+            await asyncio.sleep(self.backoff.delay(attempt))
+            attempt += 1
+        for topic in INPUT_TOPICS:
+            for name in (topic, enriched_topic(topic)):
+                writer = self.registry.cached(ids[value_subject(name)])
+                assert writer is not None  # noqa: S101  ensure() caches what it registers
+                self.writers[name] = writer
+        log.info("Schemas registered: %s", ids)
+
+    async def close(self) -> None:
+        await self.store.close()

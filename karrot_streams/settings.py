@@ -1,0 +1,60 @@
+"""The one settings object. Nothing else in the project reads the environment."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+ProcessingGuarantee = Literal["at_least_once", "exactly_once"]
+
+INPUT_TOPICS: tuple[str, ...] = ("user-events", "item-events", "payment-events", "chat-events")
+
+
+def _split_tokens(value: object) -> object:
+    if isinstance(value, str):
+        return tuple(token.strip() for token in value.split(",") if token.strip())
+    return value
+
+
+class Settings(BaseSettings):
+    """Typed, frozen configuration read from ``KARROT_*`` environment variables."""
+
+    model_config = SettingsConfigDict(env_prefix="KARROT_", frozen=True, extra="ignore")
+
+    app_id: str = "karrot-streams"
+    kafka_bootstrap: str = "localhost:9092"
+    schema_registry_url: str = "http://localhost:8081/apis/ccompat/v7"
+    database_url: SecretStr = SecretStr("postgresql://karrot:karrot@localhost:5432/karrot")
+    web_host: str = "0.0.0.0"  # noqa: S104  the worker serves its API to the network by design
+    web_port: int = 6066
+    api_tokens: Annotated[tuple[SecretStr, ...], NoDecode] = (SecretStr("local-dev-token"),)
+    admin_tokens: Annotated[tuple[SecretStr, ...], NoDecode] = (SecretStr("local-admin-token"),)
+    fee_rate: Decimal = Field(default=Decimal("0.033"), ge=0, lt=1)
+
+    data_dir: Path = Path(".karrot-data")
+    topic_partitions: int = Field(default=4, ge=1)
+    topic_replication: int = Field(default=1, ge=1)
+    processing_guarantee: ProcessingGuarantee = "at_least_once"
+
+    batch_max: int = Field(default=500, ge=1, description="Events handled together per agent step.")
+    batch_within_s: float = Field(default=0.05, gt=0)
+    retry_attempts: int = Field(default=3, ge=1, description="Attempts for failures a message may cause.")
+    retry_backoff_s: float = Field(default=0.2, gt=0)
+    retry_backoff_max_s: float = Field(default=5.0, gt=0)
+    max_body_bytes: int = Field(default=256 * 1024, ge=1024)
+    batch_publish_max: int = Field(default=500, ge=1)
+    commit_stall_s: float = Field(default=120.0, gt=0, description="Health turns DOWN after this.")
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("api_tokens", "admin_tokens", mode="before")
+    @classmethod
+    def _tokens(cls, value: object) -> object:
+        return _split_tokens(value)
+
+    @property
+    def database_dsn(self) -> str:
+        return self.database_url.get_secret_value()

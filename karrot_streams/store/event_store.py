@@ -1,0 +1,212 @@
+"""The ``event_store`` table through aiopg: batched, idempotent, status only moving forward."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import aiopg
+import psycopg2
+
+from karrot_streams.events.failures import TransientFailure
+
+
+class Status(StrEnum):
+    CREATED = "CREATED"
+    PUBLISHED = "PUBLISHED"
+    PROCESSED = "PROCESSED"
+    FAILED = "FAILED"
+
+
+#: Which status may replace which: forward only. FAILED -> PROCESSED is the one way back,
+#: taken when a dead letter is fixed and redriven.
+_RANK = {Status.CREATED: 0, Status.PUBLISHED: 1, Status.FAILED: 2, Status.PROCESSED: 3}
+
+#: Errors that say the database is unreachable, not that a row is bad.
+UNAVAILABLE: tuple[type[BaseException], ...] = (
+    psycopg2.OperationalError,
+    psycopg2.InterfaceError,
+    TimeoutError,
+    OSError,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class StoreRow:
+    event_id: str
+    aggregate_id: str
+    event_type: str
+    event_data: str
+    event_time: datetime
+    status: Status
+    failure_reason: str | None = None
+    published_at: datetime | None = None
+
+    @classmethod
+    def of(
+        cls,
+        *,
+        event_id: str,
+        aggregate_id: str,
+        event_type: str,
+        data: dict[str, Any],
+        event_time: datetime,
+        status: Status,
+        failure_reason: str | None = None,
+        published_at: datetime | None = None,
+    ) -> StoreRow:
+        return cls(
+            event_id=event_id,
+            aggregate_id=aggregate_id,
+            event_type=event_type,
+            event_data=json.dumps(data, ensure_ascii=False, default=str),
+            event_time=event_time,
+            status=status,
+            failure_reason=failure_reason,
+            published_at=published_at,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    event_id: str
+    aggregate_id: str
+    event_type: str
+    status: Status
+    event_time: datetime
+    published_at: datetime | None
+    failure_reason: str | None
+    event_data: str
+
+
+def _naive_utc(moment: datetime | None) -> datetime | None:
+    # The seed's columns are TIMESTAMP without time zone: they hold UTC.
+    if moment is None or moment.tzinfo is None:
+        return moment
+    return moment.astimezone(UTC).replace(tzinfo=None)
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    return None if moment is None else moment.replace(tzinfo=UTC)
+
+
+def collapse(rows: Iterable[StoreRow]) -> list[StoreRow]:
+    """One row per event id (a statement may not touch a row twice): the most advanced wins."""
+    best: dict[str, StoreRow] = {}
+    for row in rows:
+        seen = best.get(row.event_id)
+        if seen is None or _RANK[row.status] > _RANK[seen.status]:
+            best[row.event_id] = row
+    return list(best.values())
+
+
+_UPSERT = """
+INSERT INTO event_store AS s
+    (event_id, aggregate_id, event_type, event_data, event_time, status, failure_reason,
+     published_at)
+SELECT * FROM unnest(
+    %s::varchar[], %s::varchar[], %s::varchar[], %s::text[], %s::timestamp[], %s::varchar[],
+    %s::text[], %s::timestamp[])
+ON CONFLICT (event_id) DO UPDATE SET
+    status = EXCLUDED.status,
+    failure_reason = EXCLUDED.failure_reason,
+    published_at = COALESCE(s.published_at, EXCLUDED.published_at),
+    version = s.version + 1
+WHERE (CASE s.status WHEN 'CREATED' THEN 0 WHEN 'PUBLISHED' THEN 1 WHEN 'FAILED' THEN 2 ELSE 3 END)
+    < (CASE EXCLUDED.status WHEN 'CREATED' THEN 0 WHEN 'PUBLISHED' THEN 1 WHEN 'FAILED' THEN 2
+       ELSE 3 END)
+"""
+
+_SELECT = """
+SELECT event_id, aggregate_id, event_type, status, event_time, published_at, failure_reason,
+       event_data
+FROM event_store WHERE event_id = %s
+"""
+
+
+class EventStore:
+    """A pool of connections to PostgreSQL. Every method raises TransientFailure when it is down."""
+
+    def __init__(self, dsn: str, *, maxsize: int = 4, timeout_s: float = 10.0) -> None:
+        self._dsn = dsn
+        self._maxsize = maxsize
+        self._timeout_s = timeout_s
+        self._pool: Any = None
+        self._lock = asyncio.Lock()
+
+    async def _get_pool(self) -> Any:
+        if self._pool is None:
+            async with self._lock:
+                if self._pool is None:
+                    self._pool = await aiopg.create_pool(
+                        self._dsn, minsize=0, maxsize=self._maxsize, timeout=self._timeout_s
+                    )
+        return self._pool
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            await self._pool.wait_closed()
+            self._pool = None
+
+    async def _execute(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        try:
+            pool = await self._get_pool()
+            async with pool.acquire() as conn, conn.cursor() as cur:
+                await cur.execute(sql, params)
+                if cur.description is None:
+                    return []
+                return list(await cur.fetchall())
+        except UNAVAILABLE as exc:
+            raise TransientFailure(f"PostgreSQL unavailable: {exc}".strip()) from exc
+
+    async def upsert(self, rows: Iterable[StoreRow]) -> None:
+        """Write many rows in one round trip; replays and stale statuses change nothing."""
+        unique = collapse(rows)
+        if not unique:
+            return
+        await self._execute(
+            _UPSERT,
+            (
+                [r.event_id for r in unique],
+                [r.aggregate_id for r in unique],
+                [r.event_type for r in unique],
+                [r.event_data for r in unique],
+                [_naive_utc(r.event_time) for r in unique],
+                [r.status.value for r in unique],
+                [r.failure_reason for r in unique],
+                [_naive_utc(r.published_at) for r in unique],
+            ),
+        )
+
+    async def get(self, event_id: str) -> StoredEvent | None:
+        rows = await self._execute(_SELECT, (event_id,))
+        if not rows:
+            return None
+        row = rows[0]
+        return StoredEvent(
+            event_id=row[0],
+            aggregate_id=row[1],
+            event_type=row[2],
+            status=Status(row[3]),
+            event_time=_aware(row[4]) or row[4],
+            published_at=_aware(row[5]),
+            failure_reason=row[6],
+            event_data=row[7],
+        )
+
+    async def counts_by_status(self) -> dict[str, int]:
+        rows = await self._execute("SELECT status, count(*) FROM event_store GROUP BY status", ())
+        return {str(status): int(count) for status, count in rows}
+
+    async def ping(self) -> bool:
+        try:
+            await self._execute("SELECT 1", ())
+        except TransientFailure:
+            return False
+        return True
