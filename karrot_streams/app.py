@@ -20,7 +20,7 @@ from karrot_streams.tables.declarations import Tables
 log = logging.getLogger(__name__)
 
 
-class KarrotApp(faust.App):  # type: ignore[misc]  # faust ships no type information
+class KarrotApp(faust.App):
     """A Faust app that also holds the worker's resources and tables."""
 
     resources: Resources
@@ -61,14 +61,13 @@ def create_app(settings: Settings | None = None) -> KarrotApp:
             await topic.maybe_declare()
         await app.resources.ready()
 
-    @app.on_after_configured.connect  # type: ignore[untyped-decorator]
-    def _configured(app: Any, **kwargs: Any) -> None:
-        logging.getLogger("karrot_streams").setLevel(settings.log_level.upper())
-
     from karrot_streams.web import routes  # noqa: PLC0415  web imports the app's pieces
 
     routes.register(app)
     return app
+
+
+app: KarrotApp  # built on first access, below
 
 
 def __getattr__(name: str) -> Any:

@@ -42,13 +42,14 @@ class Settings(BaseSettings):
 
     batch_max: int = Field(default=500, ge=1, description="Events handled together per agent step.")
     batch_within_s: float = Field(default=0.05, gt=0)
-    retry_attempts: int = Field(default=3, ge=1, description="Attempts for failures a message may cause.")
+    retry_attempts: int = Field(
+        default=3, ge=1, description="Attempts for failures a message may cause."
+    )
     retry_backoff_s: float = Field(default=0.2, gt=0)
     retry_backoff_max_s: float = Field(default=5.0, gt=0)
     max_body_bytes: int = Field(default=256 * 1024, ge=1024)
     batch_publish_max: int = Field(default=500, ge=1)
     commit_stall_s: float = Field(default=120.0, gt=0, description="Health turns DOWN after this.")
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @field_validator("api_tokens", "admin_tokens", mode="before")
     @classmethod

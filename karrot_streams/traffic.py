@@ -24,7 +24,16 @@ from karrot_streams.avro.registry import WriterSchema
 from karrot_streams.events.model import Event
 from karrot_streams.events.types import PAYLOAD_RECORD_OF, TOPIC_OF, EventType
 
-CATEGORIES = ("디지털기기", "생활가전", "가구/인테리어", "유아동", "의류", "도서", "스포츠/레저", "Games")
+CATEGORIES = (
+    "디지털기기",
+    "생활가전",
+    "가구/인테리어",
+    "유아동",
+    "의류",
+    "도서",
+    "스포츠/레저",
+    "Games",
+)
 REGIONS = ("서울 강남구", "서울 마포구", "경기 성남시", "부산 해운대구", "제주 제주시")
 CHAT_LINES = (
     "안녕하세요, 아직 판매 중인가요?",
@@ -42,6 +51,8 @@ class TrafficSpec:
     poison_share: float = 0.0
     sellers: int = 200
     seed: int = 7
+    #: Prefix for every id and category, so runs sharing a cluster can tell their data apart.
+    tag: str = ""
     start: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
@@ -56,10 +67,10 @@ class Record:
     poison: str | None = None
 
 
-def _seller(rng: random.Random, sellers: int) -> str:
+def _seller(rng: random.Random, sellers: int, tag: str) -> str:
     # Pareto ranks: most sales go to a few power sellers, the long tail sells once or twice.
     rank = min(int(rng.paretovariate(1.2)) - 1, sellers - 1)
-    return f"seller-{rank:05d}"
+    return f"{tag}seller-{rank:05d}"
 
 
 def _event(event_type: EventType, aggregate_id: str, at: datetime, **payload: Any) -> Event:
@@ -78,13 +89,14 @@ def valid_events(spec: TrafficSpec) -> Iterator[Event]:
     """An endless, deterministic stream of valid events for ``spec.seed``."""
     rng = random.Random(spec.seed)  # noqa: S311  test data, not secrets
     items: list[tuple[str, str, int]] = []  # item id, seller id, price
+    tag = spec.tag
     n = 0
     while True:
         n += 1
         at = spec.start + timedelta(milliseconds=n * 37)
         roll = rng.random()
         if roll < 0.1:
-            user = f"user-{n:07d}"
+            user = f"{tag}user-{n:07d}"
             yield _event(
                 EventType.USER_CREATED,
                 user,
@@ -95,8 +107,8 @@ def valid_events(spec: TrafficSpec) -> Iterator[Event]:
                 region=rng.choice(REGIONS),
             )
         elif roll < 0.45 or not items:
-            item = f"item-{n:07d}"
-            seller = _seller(rng, spec.sellers)
+            item = f"{tag}item-{n:07d}"
+            seller = _seller(rng, spec.sellers, tag)
             price = rng.choice((0, 1000, 5000, 12000, 45000, 150000, 890000, 1200000))
             items.append((item, seller, price))
             yield _event(
@@ -107,31 +119,33 @@ def valid_events(spec: TrafficSpec) -> Iterator[Event]:
                 sellerId=seller,
                 title=f"중고 물품 {n}",
                 price=price,
-                category=rng.choice(CATEGORIES),
+                category=tag + rng.choice(CATEGORIES),
                 region=rng.choice(REGIONS),
             )
         elif roll < 0.8:
             item, seller, price = rng.choice(items)
-            payment = f"pay-{n:07d}"
-            kind = EventType.PAYMENT_COMPLETED if rng.random() < 0.6 else EventType.PAYMENT_REQUESTED
+            payment = f"{tag}pay-{n:07d}"
+            kind = (
+                EventType.PAYMENT_COMPLETED if rng.random() < 0.6 else EventType.PAYMENT_REQUESTED
+            )
             yield _event(
                 kind,
                 payment,
                 at,
                 paymentId=payment,
-                buyerId=f"user-{rng.randrange(1, n + 1):07d}",
+                buyerId=f"{tag}user-{rng.randrange(1, n + 1):07d}",
                 sellerId=seller,
                 itemId=item,
                 amount=max(price, 1000),
             )
         else:
-            room = f"room-{rng.randrange(1, 500):04d}"
+            room = f"{tag}room-{rng.randrange(1, 500):04d}"
             yield _event(
                 EventType.CHAT_MESSAGE_SENT,
                 room,
                 at,
                 chatRoomId=room,
-                senderId=f"user-{rng.randrange(1, n + 1):07d}",
+                senderId=f"{tag}user-{rng.randrange(1, n + 1):07d}",
                 message=rng.choice(CHAT_LINES),
             )
 

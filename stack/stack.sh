@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Local services for karrot-streams, started from real binaries (no Docker):
-#   Kafka 4.4.0 (KRaft, combined broker+controller; 1 node by default, 3 with KARROT_KAFKA_BROKERS=3)
-#   Apicurio Registry 3.3.3 (in-memory, Confluent-compatible API at /apis/ccompat/v7)
-#   PostgreSQL (Debian package), role/db karrot/karrot
-#
-# Usage: stack/stack.sh fetch|start|stop|status [kafka|registry|postgres]
-#        stack/stack.sh kill-broker N [--hard] | start-broker N
-#        stack/stack.sh logs SERVICE
-# See stack/NOTES.md for details, timings and Apicurio behaviours.
+#   kafka     Kafka 4.4.0 jars from Maven Central (stack/kafka/pom.xml), KRaft combined
+#             broker+controller; one node on :9092, or three (KARROT_KAFKA_BROKERS=3) on
+#             :9092/:9094/:9096 with controllers on :9093/:9095/:9097
+#   registry  Apicurio Registry 3.3.3 (Maven Central tarball, Java 21+), in-memory,
+#             Confluent-compatible API at http://localhost:8081/apis/ccompat/v7
+#   postgres  Debian's PostgreSQL, own cluster in .stack/postgres,
+#             postgresql://karrot:karrot@localhost:5432/karrot
+# Everything lives in one ignored folder, <repo>/.stack (KARROT_STACK_DIR); logs in .stack/logs.
+# `stack/stack.sh help` lists commands and variables; stack/NOTES.md has timings and the
+# registry's behaviour.
 set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -99,10 +101,11 @@ wait_ready() {
   local deadline=$((SECONDS + START_TIMEOUT))
   until "$@" >/dev/null 2>&1; do
     if [[ -n $pidfile ]] && ! pid_alive "$pidfile" "$marker"; then
-      fail_start "$name" "$logfile" "process exited during start-up"
+      fail_start "$name" "$logfile" "process exited during start-up" "$pidfile" "$marker"
     fi
     if ((SECONDS >= deadline)); then
-      fail_start "$name" "$logfile" "did not answer within ${START_TIMEOUT}s"
+      fail_start "$name" "$logfile" "did not answer within ${START_TIMEOUT}s (KARROT_START_TIMEOUT)" \
+        "$pidfile" "$marker"
     fi
     sleep 0.2
   done
@@ -112,10 +115,19 @@ wait_ready() {
   TIMINGS+=("$name=${took}s")
 }
 
+# fail_start NAME LOGFILE WHY [PIDFILE MARKER]: print the tail of this run's log
+# (from the last "===== starting" marker on) and exit; stop the process if given.
 fail_start() {
-  local name=$1 logfile=$2 why=$3
+  local name=$1 logfile=$2 why=$3 pidfile=${4:-} marker=${5:-}
   printf '[stack] ERROR: %s %s. Last 40 lines of %s:\n' "$name" "$why" "$logfile" >&2
-  tail -n 40 "$logfile" >&2 || true
+  awk '/^===== .* starting / { n = 0 } { buf[n++] = $0 } END { for (i = (n > 40 ? n - 40 : 0); i < n; i++) print buf[i] }' \
+    "$logfile" >&2 2>/dev/null || true
+  if [[ -n $pidfile ]] && pid_alive "$pidfile" "$marker"; then
+    printf '[stack] stopping the %s process that did not come up\n' "$name" >&2
+    STOP_TIMEOUT=10 stop_pid "$name" "$pidfile" "$marker" >&2
+  elif [[ -n $pidfile ]]; then
+    rm -f "$pidfile"
+  fi
   exit 1
 }
 
@@ -124,6 +136,7 @@ fail_start() {
 stop_pid() {
   local name=$1 pidfile=$2 marker=$3 sig=${4:-TERM} pid deadline
   if ! pid_alive "$pidfile" "$marker"; then
+    [[ $sig == 0 && -s $pidfile ]] && log "$name stopped (pid $(<"$pidfile"))"
     rm -f "$pidfile"
     return 0
   fi
@@ -168,7 +181,8 @@ find_java() {
 
 service_address() {
   case $1 in
-    kafka*) printf 'localhost:%s' "$(kafka_bootstrap)" ;;
+    kafka) printf 'localhost:%s' "$(kafka_bootstrap)" ;;
+    kafka-*) printf 'localhost:%s' "$(kafka_port "${1#kafka-}")" ;;
     registry) printf 'http://localhost:%s/apis/ccompat/v7' "$REGISTRY_PORT" ;;
     postgres) printf 'postgresql://%s:%s@localhost:%s/%s' "$PG_ROLE" "$PG_PASSWORD" "$PG_PORT" "$PG_DB" ;;
   esac
@@ -461,21 +475,22 @@ kafka_pidfiles() {
 }
 
 stop_kafka() {
-  local f pid name
-  local -a files=()
+  local f name
+  local -a files=() alive=()
   mapfile -t files < <(kafka_pidfiles)
-  # Signal every node first so controlled shutdowns run while the quorum is still up.
   for f in "${files[@]}"; do
-    if pid_alive "$f" kafka.Kafka; then
-      pid=$(<"$f")
-      kill -TERM "$pid" 2>/dev/null || true
-    fi
+    if pid_alive "$f" kafka.Kafka; then alive+=("$f"); else rm -f "$f"; fi
   done
-  for f in "${files[@]}"; do
+  if ((${#alive[@]} == 0)); then
+    log "kafka was not running"
+    return 0
+  fi
+  # Signal every node first so controlled shutdowns run while the quorum is still up.
+  for f in "${alive[@]}"; do kill -TERM "$(<"$f")" 2>/dev/null || true; done
+  for f in "${alive[@]}"; do
     name=${f##*/}
     stop_pid "${name%.pid}" "$f" kafka.Kafka 0
   done
-  ((${#files[@]})) || log "kafka was not running"
 }
 
 kill_broker() {
@@ -568,6 +583,7 @@ launch_registry() {
   if port_open "$REGISTRY_MGMT_PORT"; then
     die "registry: management port $REGISTRY_MGMT_PORT is in use (set KARROT_REGISTRY_MGMT_PORT)"
   fi
+  mkdir -p "$REGISTRY_DIR/tmp"
   printf '\n===== %s starting registry =====\n' "$(date -Is)" >>"$logfile"
   REGISTRY_T0=$(now)
   # In-memory (H2) storage: the registry is empty after every restart.
@@ -580,7 +596,7 @@ launch_registry() {
     -Dapicurio.rest.deletion.group.enabled=true \
     -Dapicurio.rest.deletion.artifact.enabled=true \
     -Dapicurio.rest.deletion.artifact-version.enabled=true \
-    -Djava.io.tmpdir="$REGISTRY_DIR" \
+    -Djava.io.tmpdir="$REGISTRY_DIR/tmp" \
     -jar "$REGISTRY_HOME/quarkus-run.jar"
   log "registry launched (pid $(<"$pidfile")), waiting for port $REGISTRY_PORT"
 }
@@ -628,10 +644,11 @@ postgres_fetch() {
 }
 
 # Run a command as the database owner: the postgres OS user when we are root
-# (postgres refuses to run as root), else ourselves.
+# (postgres refuses to run as root), else ourselves. From / , since the caller's
+# folder (e.g. /root/...) may be closed to postgres; all our paths are absolute.
 as_pg() {
   if ((EUID == 0)); then
-    runuser -u postgres -- "$@"
+    (cd / && runuser -u postgres -- "$@")
   else
     "$@"
   fi
@@ -658,20 +675,17 @@ pg_probe() {
   "$PG_BIN/pg_isready" -q -h localhost -p "$PG_PORT" -t 2
 }
 
-# If the Debian default cluster (or any other pg_ctlcluster cluster) holds our port, stop it.
-pg_free_port() {
-  port_open "$PG_PORT" || return 0
-  if command -v pg_lsclusters >/dev/null 2>&1; then
-    local ver name port status
-    while read -r ver name port status _; do
-      if [[ $port == "$PG_PORT" && $status == online* ]]; then
-        log "stopping Debian PostgreSQL cluster $ver/$name, which holds port $PG_PORT"
-        pg_ctlcluster "$ver" "$name" stop || true
-      fi
-    done < <(pg_lsclusters --no-header 2>/dev/null || true)
-  fi
-  sleep 0.5
-  port_open "$PG_PORT" && die "postgres: port $PG_PORT is in use by another program (set KARROT_PG_PORT)"
+# The Debian package creates and may start its own cluster (15/main on 5432):
+# stop any pg_ctlcluster-managed cluster that is online on our port.
+pg_stop_debian_cluster() {
+  command -v pg_lsclusters >/dev/null 2>&1 || return 0
+  local ver name port status
+  while read -r ver name port status _; do
+    if [[ $port == "$PG_PORT" && $status == online* ]]; then
+      log "stopping the Debian PostgreSQL cluster $ver/$name, which holds port $PG_PORT"
+      pg_ctlcluster "$ver" "$name" stop || warn "pg_ctlcluster $ver $name stop failed"
+    fi
+  done < <(pg_lsclusters --no-header 2>/dev/null || true)
   return 0
 }
 
@@ -706,8 +720,12 @@ prepare_postgres() {
   local logfile=$LOG_DIR/postgres.log owner
   postgres_fetch
   PG_BIN=$(pg_bindir) || die "PostgreSQL binaries not found"
-  if pg_ours_running || pg_probe; then return 0; fi
-  pg_free_port
+  pg_ours_running && return 0
+  pg_stop_debian_cluster
+  pg_probe && return 0 # a server that is not ours (e.g. docker compose): launch_postgres says so
+  if port_open "$PG_PORT"; then
+    die "postgres: port $PG_PORT is in use by another program (set KARROT_PG_PORT)"
+  fi
   owner=$(id -un)
   if ((EUID == 0)); then owner=postgres; fi
   pg_fix_traversal

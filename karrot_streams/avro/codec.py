@@ -18,8 +18,10 @@ def decode(parsed_schema: Any, body: memoryview) -> dict[str, Any]:
         record = fastavro.schemaless_reader(buffer, parsed_schema, None, return_record_name=True)
     # fastavro reports malformed input through many exception types (EOFError, ValueError,
     # UnicodeDecodeError, IndexError, OverflowError, MemoryError...): all mean the same here.
-    except Exception as exc:  # noqa: BLE001
-        raise UndecodableMessage(f"Not Avro of the writer schema: {type(exc).__name__}: {exc}"[:500]) from exc
+    except Exception as exc:
+        raise UndecodableMessage(
+            f"Not Avro of the writer schema: {type(exc).__name__}: {exc}"[:500]
+        ) from exc
     if buffer.tell() != len(body):
         raise UndecodableMessage(f"{len(body) - buffer.tell()} bytes left after the Avro record")
     if not isinstance(record, dict):

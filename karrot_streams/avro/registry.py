@@ -1,4 +1,4 @@
-"""The Confluent-API schema registry: writer schemas by id (cached), and our subjects kept registered.
+"""The Confluent-API schema registry: writer schemas by id (cached), our subjects registered.
 
 Lookups are async and single-flight: one HTTP request per unknown schema id, whatever the number of
 messages waiting for it; after that, every message is decoded from memory.
@@ -39,7 +39,7 @@ class WriterSchema:
 class SchemaRegistry:
     def __init__(self, url: str, timeout_s: float = 5.0) -> None:
         self.url = url
-        self._client = AsyncSchemaRegistryClient(url=url, timeout=timeout_s)
+        self._client = AsyncSchemaRegistryClient(url=url, timeout=httpx.Timeout(timeout_s))
         self._writers: dict[int, WriterSchema] = {}
         self._inflight: dict[int, asyncio.Future[WriterSchema]] = {}
 
@@ -101,7 +101,9 @@ class SchemaRegistry:
                         ) from exc
                     raise
                 ids[subject] = schema_id
-                self._writers[schema_id] = WriterSchema(schema_id, schema.record_name, schema.parsed)
+                self._writers[schema_id] = WriterSchema(
+                    schema_id, schema.record_name, schema.parsed
+                )
         except httpx.HTTPError as exc:
             raise TransientFailure(f"Schema registry unreachable at {self.url}: {exc}") from exc
         return ids

@@ -16,7 +16,9 @@ KST_FORMAT = "%Y-%m-%d %H:%M:%S"  # the seed's TimeUtils pattern yyyy-MM-dd HH:m
 
 PHONE = re.compile(r"(?<!\d)(?:\+?82[-.\s]?)?0?1[016789][-.\s]?\d{3,4}[-.\s]?\d{4}(?!\d)")
 ACCOUNT = re.compile(r"(?<!\d)\d{2,6}-\d{2,6}-\d{2,8}(?!\d)|(?<!\d)\d{11,14}(?!\d)")
-BANKS = re.compile(r"국민|신한|우리은행|하나은행|농협|기업은행|카카오뱅크|토스뱅크|새마을|우체국|계좌")
+BANKS = re.compile(
+    r"국민|신한|우리은행|하나은행|농협|기업은행|카카오뱅크|토스뱅크|새마을|우체국|계좌"
+)
 LINK = re.compile(r"https?://|www\.|open\.kakao\.com|bit\.ly", re.IGNORECASE)
 #: Phrases of the classic second-hand scams: pay first, leave the platform, fake safe-payment links.
 SCAM_PHRASES: dict[str, re.Pattern[str]] = {

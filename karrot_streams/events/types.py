@@ -42,7 +42,12 @@ ENVELOPE_RECORD_OF: dict[str, str] = {
 
 #: Payload fields and their JSON/Avro kinds: "str" (required, non-blank), "str?" (optional), "int".
 PAYLOAD_FIELDS: dict[str, dict[str, str]] = {
-    f"{NAMESPACE}.UserCreated": {"userId": "str", "email": "str", "nickname": "str", "region": "str?"},
+    f"{NAMESPACE}.UserCreated": {
+        "userId": "str",
+        "email": "str",
+        "nickname": "str",
+        "region": "str?",
+    },
     f"{NAMESPACE}.ItemCreated": {
         "itemId": "str",
         "sellerId": "str",

@@ -27,8 +27,10 @@ MAX_ID_LENGTH = 255  # event_store keys are VARCHAR(255)
 
 
 def require_text(value: object, field: str, *, optional: bool = False) -> str | None:
-    if value is None and optional:
-        return None
+    if value is None:
+        if optional:
+            return None
+        raise InvalidEvent(f"Required field missing: {field}", field=field)
     if not isinstance(value, str):
         raise InvalidEvent(f"{field} must be a string", field=field)
     if not value.strip():
@@ -78,7 +80,9 @@ def parse_event_type(value: object) -> EventType:
         return EventType(str(value))
     except ValueError:
         known = ", ".join(t.value for t in EventType)
-        raise InvalidEvent(f"Unknown eventType {value!r}; known: {known}", field="eventType") from None
+        raise InvalidEvent(
+            f"Unknown eventType {value!r}; known: {known}", field="eventType"
+        ) from None
 
 
 def check_event_id(value: object) -> str:
@@ -101,46 +105,49 @@ def check_id(value: object, field: str) -> str:
 
 def event_from_avro(topic: str, writer_record: str, record: Mapping[str, Any]) -> Event:
     """Turn a decoded envelope into an :class:`Event`, enforcing every rule of the contract."""
-    raw_id = record.get("eventId")
-    event_id = raw_id if isinstance(raw_id, str) else None
     try:
-        expected_envelope = ENVELOPE_RECORD_OF[topic]
-        if writer_record != expected_envelope:
-            raise InvalidEvent(
-                f"Record {writer_record} does not belong on {topic} (expected {expected_envelope})",
-                field="schema",
-            )
-        checked_id = check_event_id(raw_id)
-        event_type = parse_event_type(record.get("eventType"))
-        if TOPIC_OF[event_type] != topic:
-            raise InvalidEvent(
-                f"eventType {event_type} belongs on {TOPIC_OF[event_type]}, not {topic}",
-                field="eventType",
-            )
-        payload_record, payload = _split_union(record.get("payload"))
-        if payload_record != PAYLOAD_RECORD_OF[event_type]:
-            raise InvalidEvent(
-                f"eventType {event_type} needs payload {PAYLOAD_RECORD_OF[event_type]},"
-                f" got {payload_record}",
-                field="payload",
-            )
-        occurred_at = record.get("occurredAt")
-        if not isinstance(occurred_at, datetime):
-            raise InvalidEvent("occurredAt must be a timestamp", field="occurredAt")
-        return Event(
-            event_id=checked_id,
-            event_type=event_type,
-            aggregate_id=check_id(record.get("aggregateId"), "aggregateId"),
-            occurred_at=occurred_at,
-            payload_record=payload_record,
-            payload=validate_payload(payload_record, payload),
-            correlation_id=require_text(record.get("correlationId"), "correlationId", optional=True),
-            user_id=require_text(record.get("userId"), "userId", optional=True),
-            source=require_text(record.get("source"), "source", optional=True),
-        )
+        return _build_event(topic, writer_record, record)
     except InvalidEvent as exc:
-        exc.event_id = event_id
+        raw_id = record.get("eventId")
+        exc.event_id = raw_id if isinstance(raw_id, str) else None
         raise
+
+
+def _build_event(topic: str, writer_record: str, record: Mapping[str, Any]) -> Event:
+    expected_envelope = ENVELOPE_RECORD_OF[topic]
+    if writer_record != expected_envelope:
+        raise InvalidEvent(
+            f"Record {writer_record} does not belong on {topic} (expected {expected_envelope})",
+            field="schema",
+        )
+    checked_id = check_event_id(record.get("eventId"))
+    event_type = parse_event_type(record.get("eventType"))
+    if TOPIC_OF[event_type] != topic:
+        raise InvalidEvent(
+            f"eventType {event_type} belongs on {TOPIC_OF[event_type]}, not {topic}",
+            field="eventType",
+        )
+    payload_record, payload = _split_union(record.get("payload"))
+    if payload_record != PAYLOAD_RECORD_OF[event_type]:
+        raise InvalidEvent(
+            f"eventType {event_type} needs payload {PAYLOAD_RECORD_OF[event_type]},"
+            f" got {payload_record}",
+            field="payload",
+        )
+    occurred_at = record.get("occurredAt")
+    if not isinstance(occurred_at, datetime):
+        raise InvalidEvent("occurredAt must be a timestamp", field="occurredAt")
+    return Event(
+        event_id=checked_id,
+        event_type=event_type,
+        aggregate_id=check_id(record.get("aggregateId"), "aggregateId"),
+        occurred_at=occurred_at,
+        payload_record=payload_record,
+        payload=validate_payload(payload_record, payload),
+        correlation_id=require_text(record.get("correlationId"), "correlationId", optional=True),
+        user_id=require_text(record.get("userId"), "userId", optional=True),
+        source=require_text(record.get("source"), "source", optional=True),
+    )
 
 
 def _split_union(value: object) -> tuple[str, Mapping[str, Any]]:

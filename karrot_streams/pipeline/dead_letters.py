@@ -49,9 +49,9 @@ def dead_letter_headers(rejected: Rejected, failed_at: datetime) -> list[tuple[s
         ORIGINAL_OFFSET: str(incoming.offset),
         EXCEPTION_CLASS: qualified_name(rejected.failure),
         EXCEPTION_MESSAGE: message.encode("utf-8")[:MAX_MESSAGE_BYTES].decode("utf-8", "ignore"),
-        FAILED_AT: failed_at.astimezone(UTC).isoformat(timespec="milliseconds").replace(
-            "+00:00", "Z"
-        ),
+        FAILED_AT: failed_at.astimezone(UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z"),
         RETRY_COUNT: str(previous_retry_count(incoming.headers) + rejected.attempts),
     }
     return kept + [(k, v.encode("utf-8")) for k, v in added.items()]

@@ -14,4 +14,4 @@ class Backoff:
     def delay(self, attempt: int) -> float:
         ceiling = min(self.max_s, self.base_s * (2 ** min(attempt, 30)))
         # Jitter spreads the retries of several workers hitting the same outage.
-        return ceiling * (0.5 + random.random() / 2)  # noqa: S311  not for security
+        return float(ceiling) * (0.5 + random.random() / 2)  # noqa: S311  not for security

@@ -122,6 +122,14 @@ WHERE (CASE s.status WHEN 'CREATED' THEN 0 WHEN 'PUBLISHED' THEN 1 WHEN 'FAILED'
        ELSE 3 END)
 """
 
+_MARK_PUBLISHED = """
+UPDATE event_store SET
+    status = CASE WHEN status = 'CREATED' THEN 'PUBLISHED' ELSE status END,
+    published_at = COALESCE(published_at, %s),
+    version = version + 1
+WHERE event_id = %s AND (status = 'CREATED' OR published_at IS NULL)
+"""
+
 _SELECT = """
 SELECT event_id, aggregate_id, event_type, status, event_time, published_at, failure_reason,
        event_data
@@ -183,6 +191,14 @@ class EventStore:
                 [_naive_utc(r.published_at) for r in unique],
             ),
         )
+
+    async def mark_published(self, event_id: str, published_at: datetime) -> None:
+        """CREATED -> PUBLISHED, and record ``published_at`` even if the pipeline got there first.
+
+        ``upsert`` leaves a row alone once it is further on (PROCESSED by a fast consumer); the
+        publish time is still worth keeping on it.
+        """
+        await self._execute(_MARK_PUBLISHED, (_naive_utc(published_at), event_id))
 
     async def get(self, event_id: str) -> StoredEvent | None:
         rows = await self._execute(_SELECT, (event_id,))

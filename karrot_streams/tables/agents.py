@@ -33,7 +33,12 @@ def register(app: faust.App, resources: Resources, tables: Tables) -> list[Any]:
         headers: HeaderList | None = None
         # Delivery is awaited by Faust's producer flush before it commits this offset.
         await app.producer.send(
-            topic, table_key(key), json.dumps(value, ensure_ascii=False).encode(), None, None, headers
+            topic,
+            table_key(key),
+            json.dumps(value, ensure_ascii=False).encode(),
+            None,
+            None,
+            headers,
         )
 
     async def items(stream: Any) -> None:

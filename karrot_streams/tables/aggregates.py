@@ -94,8 +94,10 @@ class ItemState:
 def iso(epoch_s: float | None) -> str | None:
     if epoch_s is None:
         return None
-    return datetime.fromtimestamp(epoch_s, UTC).isoformat(timespec="milliseconds").replace(
-        "+00:00", "Z"
+    return (
+        datetime.fromtimestamp(epoch_s, UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
     )
 
 
@@ -176,7 +178,7 @@ def apply_count(counter: Counter, amount: int, at: Applied) -> Counter | None:
 
 @dataclass(frozen=True, slots=True)
 class CategoryEffect:
-    """What an item-stage record does to its category: a listing or a sale, at an ordered position."""
+    """What an item-stage record does to its category: a listing or a sale, and its position."""
 
     category: str
     kind: str  # "LISTED" | "SOLD"
@@ -193,7 +195,9 @@ def _remember(
     state: ItemState, coordinate: str, effects: list[CategoryEffect]
 ) -> dict[str, list[list[Any]]]:
     history = dict(state.emitted)
-    history[coordinate] = [[e.category, e.kind, e.amount, e.occurred_at, e.position] for e in effects]
+    history[coordinate] = [
+        [e.category, e.kind, e.amount, e.occurred_at, e.position] for e in effects
+    ]
     while len(history) > EFFECT_HISTORY:
         del history[next(iter(history))]
     return history
@@ -201,7 +205,10 @@ def _remember(
 
 def _replayed(state: ItemState, coordinate: str) -> list[CategoryEffect]:
     """The effects a replayed record had: sent again, the category stage skips what it has."""
-    return [CategoryEffect(c, k, int(a), float(t), int(p)) for c, k, a, t, p in state.emitted.get(coordinate, [])]
+    return [
+        CategoryEffect(c, k, int(a), float(t), int(p))
+        for c, k, a, t, p in state.emitted.get(coordinate, [])
+    ]
 
 
 def apply_item_listed(

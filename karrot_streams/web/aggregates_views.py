@@ -1,0 +1,140 @@
+"""Views of the aggregate tables: categories, sellers, daily payments and new users.
+
+Each keyed view answers on the worker owning the key's partition (see routing.py). A key never
+counted answers 200 with zero counts, as the contract asks.
+"""
+
+from __future__ import annotations
+
+import time
+
+from aiohttp import web
+
+from karrot_streams.events.enrichment import normalize_category
+from karrot_streams.pipeline.facts import CURRENCY
+from karrot_streams.tables import aggregates as agg
+from karrot_streams.tables.declarations import DAY, HOUR
+from karrot_streams.web.errors import BadRequest
+from karrot_streams.web.responses import json_response
+from karrot_streams.web.routing import answer_from_owner, gather_from_peers
+from karrot_streams.web.view import ApiView
+from karrot_streams.web.windows import counted, recent_windows, span
+
+HOURLY_WINDOWS = 7 * 24 + 1  # the last seven days, and the hour under way
+DAILY_WINDOWS = 30 + 1
+
+
+def _required(value: str, name: str) -> str:
+    if not value:
+        raise BadRequest(f"{name} must not be blank", details={"field": name})
+    return value
+
+
+class CategoriesView(ApiView):
+    """``GET /api/v1/categories``: this worker's categories, and its peers' (one hop)."""
+
+    async def get(self, request: web.Request) -> web.StreamResponse:
+        table = self.aggregates.categories
+        found = {
+            key: agg.category_from(value, key).to_json() for key, value in list(table.items())
+        }
+        for answer in await gather_from_peers(self.karrot, table, request):
+            for stats in answer["categories"]:
+                found.setdefault(stats["category"], stats)
+        return json_response({"categories": [found[key] for key in sorted(found)]})
+
+
+class CategoryView(ApiView):
+    """``GET /api/v1/categories/{category}``: `{category, itemCount, ..., soldCount}`."""
+
+    async def get(self, request: web.Request, category: str) -> web.StreamResponse:
+        key = _required(normalize_category(category), "category")
+        table = self.aggregates.categories
+
+        async def local() -> web.StreamResponse:
+            return json_response(agg.category_from(table[key], key).to_json())
+
+        return await answer_from_owner(self.karrot, table, key, request, local)
+
+
+class CategoryHourlyView(ApiView):
+    """``GET /api/v1/categories/{category}/hourly``: listings per hour, last seven days."""
+
+    async def get(self, request: web.Request, category: str) -> web.StreamResponse:
+        key = _required(normalize_category(category), "category")
+        table = self.aggregates.category_hourly
+
+        async def local() -> web.StreamResponse:
+            windows = recent_windows(table, time.time(), HOUR, HOURLY_WINDOWS)
+            return json_response(
+                {
+                    "category": key,
+                    "windows": [
+                        {**span(start, HOUR), "itemCount": counter.count}
+                        for start, counter in counted(table, key, windows)
+                    ],
+                }
+            )
+
+        return await answer_from_owner(self.karrot, table, key, request, local)
+
+
+class SellerSalesView(ApiView):
+    """``GET /api/v1/sellers/{seller_id}/sales``: completed sales and settlement."""
+
+    async def get(self, request: web.Request, seller_id: str) -> web.StreamResponse:
+        key = _required(seller_id, "sellerId")
+        table = self.aggregates.sellers
+
+        async def local() -> web.StreamResponse:
+            return json_response(agg.seller_from(table[key], key).to_json())
+
+        return await answer_from_owner(self.karrot, table, key, request, local)
+
+
+class PaymentsDailyView(ApiView):
+    """``GET /api/v1/payments/daily``: completed payment volume per UTC day, last 30 days."""
+
+    async def get(self, request: web.Request) -> web.StreamResponse:
+        table = self.aggregates.payment_daily
+
+        async def local() -> web.StreamResponse:
+            windows = recent_windows(table, time.time(), DAY, DAILY_WINDOWS)
+            return json_response(
+                {
+                    "currency": CURRENCY,
+                    "days": [
+                        {
+                            **span(start, DAY),
+                            "paymentCount": counter.count,
+                            "totalAmount": counter.amount,
+                        }
+                        for start, counter in counted(table, CURRENCY, windows)
+                    ],
+                }
+            )
+
+        return await answer_from_owner(self.karrot, table, CURRENCY, request, local)
+
+
+class RegionNewUsersView(ApiView):
+    """``GET /api/v1/regions/{region}/new-users``: new users per UTC day, last 30 days."""
+
+    async def get(self, request: web.Request, region: str) -> web.StreamResponse:
+        # The pipeline keys regions as it enriches them: whitespace collapsed, case kept.
+        key = _required(" ".join(region.split()), "region")
+        table = self.aggregates.users_daily
+
+        async def local() -> web.StreamResponse:
+            windows = recent_windows(table, time.time(), DAY, DAILY_WINDOWS)
+            return json_response(
+                {
+                    "region": key,
+                    "days": [
+                        {**span(start, DAY), "newUsers": counter.count}
+                        for start, counter in counted(table, key, windows)
+                    ],
+                }
+            )
+
+        return await answer_from_owner(self.karrot, table, key, request, local)

@@ -1,0 +1,134 @@
+"""Answer a key's question on the worker that owns the key's table partition.
+
+Faust's ``table_route`` routes on the raw path parameter; ours routes on the key the table is
+really keyed by (a normalised category), and forwards with a hop header so two workers that
+disagree during a rebalance cannot bounce a request between them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from yarl import URL
+
+from karrot_streams.pipeline.facts import table_key
+from karrot_streams.web.errors import ServiceUnavailable
+
+FORWARDED_HEADER = "X-Karrot-Forwarded"
+FORWARD_TIMEOUT_S = 10.0
+#: Request headers a forwarded request carries on.
+_FORWARDED_HEADERS = ("Authorization", "Accept", "Accept-Language")
+
+
+def partition_of(key: str, partitions: int, partitioner: Any) -> int:
+    """The partition Faust's producer gives ``key`` (serialised as the facts topics key it)."""
+    every = list(range(partitions))
+    return int(partitioner(table_key(key), every, every))
+
+
+def owner_of(distribution: Mapping[str, Mapping[str, Any]], topic: str, partition: int) -> str | None:
+    """The URL of the worker holding ``partition`` of ``topic`` as an active, per the assignor."""
+    for url, topics in distribution.items():
+        if partition in topics.get(topic, ()):
+            return url
+    return None
+
+
+def same_node(url: URL, canonical: URL) -> bool:
+    def ident(u: URL) -> tuple[str, int]:
+        return (u.host if u.scheme else u.path) or "", int(u.port or 80)
+
+    return ident(url) == ident(canonical)
+
+
+async def answer_from_owner(
+    app: Any,
+    table: Any,
+    key: str,
+    request: web.Request,
+    local: Callable[[], Awaitable[web.StreamResponse]],
+) -> web.StreamResponse:
+    """``local()`` here if this worker owns ``key`` in ``table``, else the owner's answer."""
+    if request.headers.get(FORWARDED_HEADER):
+        return await local()  # one hop at most
+    partition = partition_of(key, table.partitions, app.producer.partitioner)
+    topic = table.changelog_topic.get_topic_name()
+    owner = owner_of(app.router.table_metadata(table.name), topic, partition)
+    if owner is None:
+        raise ServiceUnavailable(
+            "No worker owns this key's partition yet (the group is rebalancing); retry shortly",
+            details={"table": table.name, "partition": partition},
+        )
+    if same_node(URL(owner), app.conf.canonical_url):
+        return await local()
+    return await forward(app.http_client, URL(owner), request)
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    status: int
+    content_type: str
+    charset: str | None
+    body: bytes
+
+    def response(self) -> web.Response:
+        return web.Response(
+            body=self.body, status=self.status, content_type=self.content_type, charset=self.charset
+        )
+
+
+async def forward(session: aiohttp.ClientSession, owner: URL, request: web.Request) -> web.Response:
+    return (await ask(session, owner, request)).response()
+
+
+async def ask(session: aiohttp.ClientSession, owner: URL, request: web.Request) -> Answer:
+    """The same request, answered by the worker at ``owner``."""
+    target = URL.build(
+        scheme=owner.scheme or "http",
+        host=owner.host or "localhost",
+        port=owner.port,
+        path=request.rel_url.raw_path,
+        query_string=request.rel_url.raw_query_string,
+        encoded=True,
+    )
+    headers = {name: request.headers[name] for name in _FORWARDED_HEADERS if name in request.headers}
+    headers[FORWARDED_HEADER] = "1"
+    try:
+        async with session.request(
+            request.method,
+            target,
+            headers=headers,
+            timeout=aiohttp.ClientTimeout(total=FORWARD_TIMEOUT_S),
+            allow_redirects=False,
+        ) as answer:
+            return Answer(answer.status, answer.content_type, answer.charset, await answer.read())
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise ServiceUnavailable(
+            "The worker that owns this key did not answer",
+            details={"owner": str(owner), "reason": f"{type(exc).__name__}: {exc}"[:300]},
+        ) from exc
+
+
+async def gather_from_peers(app: Any, table: Any, request: web.Request) -> list[Any]:
+    """The JSON answers to the same request from every other worker holding part of ``table``."""
+    if request.headers.get(FORWARDED_HEADER):
+        return []
+    peers = [
+        URL(url)
+        for url, topics in app.router.table_metadata(table.name).items()
+        if any(topics.values()) and not same_node(URL(url), app.conf.canonical_url)
+    ]
+    answers = await asyncio.gather(*(ask(app.http_client, peer, request) for peer in peers))
+    for peer, answer in zip(peers, answers, strict=True):
+        if answer.status != 200:
+            raise ServiceUnavailable(
+                "A worker holding part of the table could not answer",
+                details={"owner": str(peer), "status": answer.status},
+            )
+    return [json.loads(answer.body) for answer in answers]

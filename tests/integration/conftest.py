@@ -1,0 +1,68 @@
+"""Integration tests run against the real local stack (``stack/stack.sh start``)."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from karrot_streams.avro.registry import WriterSchema
+from karrot_streams.resources import Resources
+from karrot_streams.settings import INPUT_TOPICS, Settings
+from tests.support.worker import WorkerProcess, new_app_id
+
+pytestmark = pytest.mark.integration
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        socket.create_connection((host, port), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    settings = Settings()
+    host, port = settings.kafka_bootstrap.split(",")[0].rsplit(":", 1)
+    if not _reachable(host, int(port)):
+        pytest.fail(f"Kafka is not running at {settings.kafka_bootstrap}: run stack/stack.sh start")
+    return settings
+
+
+@pytest.fixture(scope="session")
+async def input_writers(settings: Settings) -> AsyncIterator[dict[str, WriterSchema]]:
+    """Registers the schemas and applies migrations, as a worker would."""
+    resources = Resources.create(settings)
+    await resources.ready()
+    yield {topic: resources.writers[topic] for topic in INPUT_TOPICS}
+    await resources.close()
+
+
+@pytest.fixture
+def worker_factory(tmp_path: Path) -> Iterator[type[WorkerProcess]]:
+    started: list[WorkerProcess] = []
+
+    class Factory(WorkerProcess):
+        def start(self) -> None:
+            started.append(self)
+            super().start()
+
+    yield Factory
+    for worker in started:
+        worker.stop()
+
+
+@pytest.fixture
+async def worker(
+    tmp_path: Path, worker_factory: type[WorkerProcess], input_writers: object
+) -> WorkerProcess:
+    process = worker_factory(
+        app_id=new_app_id(), data_dir=tmp_path / "data", log_path=tmp_path / "worker.log"
+    )
+    process.start()
+    await process.wait_ready()
+    return process

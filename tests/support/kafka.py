@@ -1,0 +1,81 @@
+"""Read back what the pipeline wrote: every record of a topic, from its beginning to its end."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+
+@dataclass(frozen=True)
+class Consumed:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...]
+
+
+async def read_all(bootstrap: str, topic: str) -> list[Consumed]:
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    # aiokafka 0.14 cancels a group-less consumer's background task on stop(); if that task never
+    # got to run, stop() raises CancelledError. One turn of the loop lets it start.
+    await asyncio.sleep(0)
+    try:
+        tps = await _partitions(consumer, topic)
+        if not tps:
+            return []
+        consumer.assign(tps)
+        ends = await consumer.end_offsets(tps)
+        # Explicit seeks: seek_to_beginning() raced with the initial position lookup here.
+        for tp, offset in (await consumer.beginning_offsets(tps)).items():
+            consumer.seek(tp, offset)
+        out: list[Consumed] = []
+        remaining = {tp for tp in tps if ends[tp] > 0}
+        for tp in list(remaining):
+            if await consumer.position(tp) >= ends[tp]:
+                remaining.discard(tp)
+        while remaining:
+            batches = await consumer.getmany(*remaining, timeout_ms=2000)
+            for tp, messages in batches.items():
+                for m in messages:
+                    if m.offset < ends[tp]:
+                        out.append(
+                            Consumed(
+                                topic, m.partition, m.offset, m.key, m.value, tuple(m.headers or ())
+                            )
+                        )
+                if await consumer.position(tp) >= ends[tp]:
+                    remaining.discard(tp)
+        return out
+    finally:
+        await consumer.stop()
+
+
+async def count(bootstrap: str, topic: str) -> int:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    # aiokafka 0.14 cancels a group-less consumer's background task on stop(); if that task never
+    # got to run, stop() raises CancelledError. One turn of the loop lets it start.
+    await asyncio.sleep(0)
+    try:
+        tps = await _partitions(consumer, topic)
+        if not tps:
+            return 0
+        consumer.assign(tps)
+        begins = await consumer.beginning_offsets(tps)
+        ends = await consumer.end_offsets(tps)
+        return sum(ends[tp] - begins[tp] for tp in tps)
+    finally:
+        await consumer.stop()
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+    # consumer.topics() fetches metadata into a throwaway object; this keeps the answer.
+    cluster = await consumer._client.fetch_all_metadata()
+    return [TopicPartition(topic, p) for p in sorted(cluster.partitions_for_topic(topic) or ())]
