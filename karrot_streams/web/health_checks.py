@@ -125,8 +125,12 @@ def commit_progress(
 
 
 async def commits(app: Any, monitor: CommitMonitor, stall_s: float) -> Check:
+    try:
+        assignment = app.consumer.assignment()
+    except Exception as exc:  # noqa: BLE001  ConsumerNotStarted before the worker runs
+        return Check(False, {"error": f"consumer not started: {exc}"[:300]})
     changelogs = app.tables.changelog_topics
-    assigned = [tp for tp in app.consumer.assignment() if tp.topic not in changelogs]
+    assigned = [tp for tp in assignment if tp.topic not in changelogs]
     known = {tp: end for tp, end in monitor.tp_end_offsets.items() if tp in set(assigned)}
     try:
         fresh = await asyncio.wait_for(app.consumer.highwaters(*assigned), CHECK_TIMEOUT_S)

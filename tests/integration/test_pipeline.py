@@ -117,8 +117,7 @@ async def test_mixed_batch_lands_once_each(
                 assert failed_at.tzinfo is not None
                 assert abs((datetime.now(UTC) - failed_at).total_seconds()) < 600
                 dead[(original, message.key, message.value)] += 1
-
-    return dead
+        return dead
 
     deadline = time.monotonic() + 60
     dead = await dead_lettered()

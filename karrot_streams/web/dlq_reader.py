@@ -1,0 +1,123 @@
+"""What the dead-letter topics hold: a count per topic and the latest letters across them.
+
+Read with a short-lived consumer outside any group (it commits nothing and joins nothing), so
+looking never moves anyone's offsets. Topics that do not exist yet count zero; they are never
+created by looking (no metadata request names a missing topic).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+
+from karrot_streams.web.responses import iso_utc
+
+POLL_MS = 200
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetters:
+    counts: dict[str, int]
+    recent: list[dict[str, Any]]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "topics": {topic: {"count": count} for topic, count in self.counts.items()},
+            "recent": self.recent,
+        }
+
+
+def letter_json(record: Any) -> dict[str, Any]:
+    """One dead letter: where it sits, when, its key and headers as UTF-8 text."""
+    return {
+        "topic": record.topic,
+        "partition": record.partition,
+        "offset": record.offset,
+        "timestamp": iso_utc(datetime.fromtimestamp(record.timestamp / 1000, UTC)),
+        "key": _text(record.key),
+        "headers": {name: _text(value) for name, value in record.headers or ()},
+    }
+
+
+def latest(records: Iterable[Any], limit: int) -> list[Any]:
+    """The ``limit`` newest records, newest first (by timestamp, then position)."""
+    ordered = sorted(
+        records, key=lambda r: (r.timestamp, r.topic, r.partition, r.offset), reverse=True
+    )
+    return ordered[:limit]
+
+
+def read_window(begin: int, end: int, limit: int) -> tuple[int, int] | None:
+    """The offsets to read in one partition for the ``limit`` latest letters, or None."""
+    start = max(begin, end - limit)
+    return (start, end) if end > start else None
+
+
+def _text(value: bytes | None) -> str | None:
+    return None if value is None else value.decode("utf-8", "replace")
+
+
+async def read_dead_letters(
+    bootstrap: str, topics: Sequence[str], limit: int, timeout_s: float
+) -> DeadLetters:
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        client_id="karrot-streams-dlq-view",
+        request_timeout_ms=int(timeout_s * 1000),
+    )
+    try:
+        async with asyncio.timeout(timeout_s):
+            await consumer.start()
+            return await _read(consumer, topics, limit)
+    finally:
+        await consumer.stop()
+
+
+async def _read(consumer: AIOKafkaConsumer, topics: Sequence[str], limit: int) -> DeadLetters:
+    existing = set(await consumer.topics()) & set(topics)
+    # Asking one partition's end offset loads the topic's metadata: then its partitions are known.
+    await consumer.end_offsets([TopicPartition(topic, 0) for topic in sorted(existing)])
+    partitions = [
+        TopicPartition(topic, p)
+        for topic in sorted(existing)
+        for p in sorted(consumer.partitions_for_topic(topic) or ())
+    ]
+    begins: Mapping[TopicPartition, int] = await consumer.beginning_offsets(partitions)
+    ends: Mapping[TopicPartition, int] = await consumer.end_offsets(partitions)
+    counts = {topic: 0 for topic in topics}
+    for tp in partitions:
+        counts[tp.topic] += max(0, ends[tp] - begins[tp])
+    windows = {
+        tp: window
+        for tp in partitions
+        if (window := read_window(begins[tp], ends[tp], limit)) is not None
+    }
+    records = await _fetch(consumer, windows) if limit else []
+    return DeadLetters(counts, [letter_json(r) for r in latest(records, limit)])
+
+
+async def _fetch(
+    consumer: AIOKafkaConsumer, windows: Mapping[TopicPartition, tuple[int, int]]
+) -> list[ConsumerRecord[bytes, bytes]]:
+    if not windows:
+        return []
+    consumer.assign(list(windows))
+    for tp, (start, _) in windows.items():
+        consumer.seek(tp, start)
+    records: list[ConsumerRecord[bytes, bytes]] = []
+    waiting = set(windows)
+    while waiting:
+        batch = await consumer.getmany(*waiting, timeout_ms=POLL_MS)
+        for tp, messages in batch.items():
+            records.extend(m for m in messages if m.offset < windows[tp][1])
+        for tp in list(waiting):
+            if await consumer.position(tp) >= windows[tp][1]:
+                waiting.discard(tp)
+    return records
