@@ -35,9 +35,7 @@ class CategoriesView(ApiView):
 
     async def get(self, request: web.Request) -> web.StreamResponse:
         table = self.aggregates.categories
-        found = {
-            key: agg.category_from(value, key).to_json() for key, value in list(table.items())
-        }
+        found = {key: agg.category_from(value, key).to_json() for key, value in list(table.items())}
         for answer in await gather_from_peers(self.karrot, table, request):
             for stats in answer["categories"]:
                 found.setdefault(stats["category"], stats)

@@ -1,4 +1,4 @@
-"""Faust's Prometheus monitor, on the project's registry, that also remembers when offsets last moved.
+"""Faust's Prometheus monitor, on the project's registry, that also notes when offsets last moved.
 
 Installed as ``app.monitor``: Faust calls ``on_tp_commit`` each time the consumer commits offsets
 that advanced, which is the progress the health view checks.
@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry
 METRICS_PREFIX = "faust"
 
 
-class CommitMonitor(PrometheusMonitor):  # type: ignore[misc]  # faust ships no type information
+class CommitMonitor(PrometheusMonitor):
     def __init__(self, metrics: Any, **kwargs: Any) -> None:
         super().__init__(metrics=metrics, **kwargs)
         self.started_at = time.monotonic()

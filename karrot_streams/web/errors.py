@@ -68,7 +68,7 @@ class PayloadTooLarge(ApiError):
 
 
 class ServiceUnavailable(ApiError):
-    """A dependency (Kafka, PostgreSQL, the registry, a peer worker) cannot serve the request now."""
+    """A dependency (Kafka, PostgreSQL, the registry, a peer worker) cannot serve it now."""
 
     status = 503
     code = "SERVICE_UNAVAILABLE"

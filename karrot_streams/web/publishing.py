@@ -81,7 +81,7 @@ class EventPublisher:
                 self._produce(topic, event.aggregate_id.encode("utf-8"), value),
                 self._kafka_timeout_s,
             )
-        except Exception as exc:  # noqa: BLE001  any producer failure: recorded, then 503
+        except Exception as exc:
             reason = _describe(exc, self._kafka_timeout_s)
             log.warning("Publishing event %s to %s failed: %s", event.event_id, topic, reason)
             await self._record_failure(event, reason)
@@ -122,7 +122,9 @@ class EventPublisher:
         try:
             await self._write(self._row(event, Status.FAILED, reason), "record the failure")
         except ServiceUnavailable:
-            log.warning("Event %s stays CREATED: the store refused its FAILED status", event.event_id)
+            log.warning(
+                "Event %s stays CREATED: the store refused its FAILED status", event.event_id
+            )
 
     @staticmethod
     def _row(event: Event, status: Status, failure_reason: str | None = None) -> StoreRow:

@@ -15,7 +15,12 @@ from typing import Any
 from karrot_streams.events.failures import InvalidEvent
 from karrot_streams.events.model import Event
 from karrot_streams.events.types import PAYLOAD_FIELDS, PAYLOAD_RECORD_OF, EventType
-from karrot_streams.events.validation import check_id, parse_event_type, require_text, validate_payload
+from karrot_streams.events.validation import (
+    check_id,
+    parse_event_type,
+    require_text,
+    validate_payload,
+)
 from karrot_streams.web.errors import BadRequest, ValidationFailed
 
 LONG_MIN = -(2**63)
@@ -53,11 +58,14 @@ def parse_publish(body: bytes, *, event_id: str, now: datetime) -> Event:
     event_type = _event_type(request["eventType"])
     with _field_errors(""):
         aggregate_id = check_id(request["aggregateId"], "aggregateId")
-        optional = {name: require_text(request.get(name), name, optional=True) for name in OPTIONAL_TEXT}
+        optional = {
+            name: require_text(request.get(name), name, optional=True) for name in OPTIONAL_TEXT
+        }
     payload = request["payload"]
     if not isinstance(payload, dict):
         raise ValidationFailed(
-            f"payload must be a JSON object, not {_json_kind(payload)}", details={"field": "payload"}
+            f"payload must be a JSON object, not {_json_kind(payload)}",
+            details={"field": "payload"},
         )
     record = PAYLOAD_RECORD_OF[event_type]
     with _field_errors("payload."):

@@ -32,7 +32,9 @@ def partition_of(key: str, partitions: int, partitioner: Any) -> int:
     return int(partitioner(table_key(key), every, every))
 
 
-def owner_of(distribution: Mapping[str, Mapping[str, Any]], topic: str, partition: int) -> str | None:
+def owner_of(
+    distribution: Mapping[str, Mapping[str, Any]], topic: str, partition: int
+) -> str | None:
     """The URL of the worker holding ``partition`` of ``topic`` as an active, per the assignor."""
     for url, topics in distribution.items():
         if partition in topics.get(topic, ()):
@@ -97,7 +99,9 @@ async def ask(session: aiohttp.ClientSession, owner: URL, request: web.Request) 
         query_string=request.rel_url.raw_query_string,
         encoded=True,
     )
-    headers = {name: request.headers[name] for name in _FORWARDED_HEADERS if name in request.headers}
+    headers = {
+        name: request.headers[name] for name in _FORWARDED_HEADERS if name in request.headers
+    }
     headers[FORWARDED_HEADER] = "1"
     try:
         async with session.request(

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from aiohttp import web
-from faust.web import View
+from faust.web import Request, Response, View
+from faust.web.exceptions import WebError
 
 from karrot_streams.web.errors import ServiceUnavailable, from_status
 
@@ -19,11 +20,10 @@ if TYPE_CHECKING:
 READY_TIMEOUT_S = 10.0
 
 
-class ApiView(View):  # type: ignore[misc]  # faust ships no type information
+class ApiView(View):
     @property
     def karrot(self) -> KarrotApp:
-        app: KarrotApp = self.app
-        return app
+        return cast("KarrotApp", self.app)
 
     @property
     def resources(self) -> Resources:
@@ -45,9 +45,9 @@ class ApiView(View):  # type: ignore[misc]  # faust ships no type information
             ) from None
         return resources
 
-    async def on_request_error(self, request: web.Request, exc: Any) -> web.StreamResponse:
+    async def on_request_error(self, request: Request, exc: WebError) -> Response:
         # Faust's own WebError (raised by its helpers): re-raised as ours, for the middleware.
-        raise from_status(int(exc.code), str(exc.detail), request.path)
+        raise from_status(int(exc.code), str(exc.detail), cast(web.Request, request).path)
 
 
 def _startup_details(resources: Resources) -> dict[str, Any]:

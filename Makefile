@@ -1,0 +1,53 @@
+# One entry point. `make run` and `make test` are the two commands of the README.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test install lint unit integration stack-up stack-down stack-status bench soak clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## The main job on local defaults: stack, topics, schemas, migrations, a worker, demo traffic.
+run: install stack-up
+	bash stack/run-demo.sh
+
+## Everything CI runs: lint, types, unit and integration tests against the real stack.
+test: install stack-up lint
+	$(BIN)/pytest -m "not soak" tests
+
+lint: install
+	$(BIN)/ruff check karrot_streams tests bench
+	$(BIN)/ruff format --check karrot_streams tests bench
+	$(BIN)/mypy karrot_streams
+
+unit: install
+	$(BIN)/pytest tests/unit
+
+integration: install stack-up
+	$(BIN)/pytest -m "integration and not soak" tests/integration
+
+stack-up:
+	bash stack/stack.sh start
+
+stack-down:
+	bash stack/stack.sh stop
+
+stack-status:
+	bash stack/stack.sh status
+
+bench: install stack-up
+	$(BIN)/python -m bench
+
+soak: install stack-up
+	$(BIN)/pytest -m soak tests
+
+clean:
+	rm -rf .karrot-data build *.egg-info

@@ -1,0 +1,1 @@
+"""Benchmarks: throughput and latency of the pipeline against the raw limit and a peer."""

@@ -1,0 +1,91 @@
+"""Open views: ``/api/v1/monitoring/health``, ``/api/v1/monitoring/dlq`` and ``/metrics``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiohttp import web
+from aiokafka.errors import KafkaError
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from karrot_streams.events.types import dead_letter_topic
+from karrot_streams.settings import INPUT_TOPICS
+from karrot_streams.web import health_checks
+from karrot_streams.web.commit_monitor import CommitMonitor
+from karrot_streams.web.dlq_reader import read_dead_letters
+from karrot_streams.web.errors import ServiceUnavailable
+from karrot_streams.web.requests import parse_limit
+from karrot_streams.web.responses import json_response
+from karrot_streams.web.view import ApiView
+
+log = logging.getLogger(__name__)
+
+DLQ_TIMEOUT_S = 10.0
+DLQ_DEFAULT_LIMIT = 20
+DLQ_MAX_LIMIT = 100
+
+
+class HealthView(ApiView):
+    """200 ``{status: UP, components}`` when every component is up, else 503 with DOWN."""
+
+    async def get(self, request: web.Request) -> web.StreamResponse:
+        app = self.karrot
+        resources = self.resources
+        monitor = app.monitor
+        broker, registry, database, commits = await asyncio.gather(
+            health_checks.broker(app),
+            health_checks.schema_registry(resources.registry),
+            health_checks.database(resources.store),
+            _commits(app, monitor, resources.settings.commit_stall_s),
+        )
+        components = {
+            "broker": broker,
+            "schema_registry": registry,
+            "database": database,
+            "pipeline": health_checks.pipeline(resources.health, resources.is_ready),
+            "tables": health_checks.tables(app),
+            "commits": commits,
+        }
+        up = all(check.up for check in components.values())
+        return json_response(
+            {
+                "status": "UP" if up else "DOWN",
+                "components": {name: check.to_json() for name, check in components.items()},
+            },
+            status=200 if up else 503,
+        )
+
+
+async def _commits(app: object, monitor: object, stall_s: float) -> health_checks.Check:
+    if not isinstance(monitor, CommitMonitor):
+        return health_checks.Check(True, {"tracked": False})
+    return await health_checks.commits(app, monitor, stall_s)
+
+
+class DeadLettersView(ApiView):
+    """Counts of ``dlq.<topic>`` and the latest dead letters (``?limit=``, default 20, max 100)."""
+
+    async def get(self, request: web.Request) -> web.StreamResponse:
+        limit = parse_limit(
+            request.query.get("limit"), default=DLQ_DEFAULT_LIMIT, maximum=DLQ_MAX_LIMIT
+        )
+        topics = [dead_letter_topic(topic) for topic in INPUT_TOPICS]
+        try:
+            letters = await read_dead_letters(
+                self.resources.settings.kafka_bootstrap, topics, limit, DLQ_TIMEOUT_S
+            )
+        except (KafkaError, TimeoutError, OSError) as exc:
+            log.warning("Reading the dead-letter topics failed: %s", exc)
+            raise ServiceUnavailable(
+                "Kafka could not be read", details={"reason": f"{type(exc).__name__}: {exc}"[:300]}
+            ) from exc
+        return json_response(letters.to_json())
+
+
+class MetricsView(ApiView):
+    """Prometheus text: the project's metrics and Faust's (``faust_*``), one registry."""
+
+    async def get(self, request: web.Request) -> web.StreamResponse:
+        body = generate_latest(self.resources.metrics.registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
