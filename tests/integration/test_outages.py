@@ -1,4 +1,4 @@
-"""Dependencies going away while events flow: the stream pauses, nothing is lost or dead-lettered."""
+"""Dependencies going away while events flow: the stream pauses; nothing is lost or dead."""
 
 from __future__ import annotations
 
@@ -44,7 +44,9 @@ async def test_database_outage_loses_and_dead_letters_nothing(
         if m.key is not None and m.key.startswith(tag.encode())
     ]
     assert dead == [], "a good event was dead-lettered because of the outage"
-    assert "PostgreSQL unavailable" in worker.tail(400) or "database unavailable" in worker.tail(400)
+    assert "PostgreSQL unavailable" in worker.tail(400) or "database unavailable" in worker.tail(
+        400
+    )
 
 
 def _topics() -> tuple[str, ...]:

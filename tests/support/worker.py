@@ -56,7 +56,7 @@ class WorkerProcess:
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
-        self.process = subprocess.Popen(  # noqa: S603  our own worker, fixed arguments
+        self.process = subprocess.Popen(
             [
                 sys.executable,
                 "-m",
