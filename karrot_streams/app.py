@@ -37,6 +37,7 @@ def create_app(settings: Settings | None = None) -> KarrotApp:
         web_host=settings.web_host,
         web_port=settings.web_port,
         web_bind=settings.web_host,
+        canonical_url=settings.advertised_url or f"http://{settings.web_host}:{settings.web_port}",
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=settings.topic_replication,
         processing_guarantee=settings.processing_guarantee,
@@ -46,6 +47,11 @@ def create_app(settings: Settings | None = None) -> KarrotApp:
         broker_commit_interval=1.0,
         stream_buffer_maxsize=4096,
         web_in_thread=False,
+        # Faust's own /table pages would show table contents without a token.
+        web_tables_enabled=False,
+        web_graph_enabled=False,
+        # New topics (a fresh app's internal ones) are noticed in seconds, not 5 minutes.
+        consumer_metadata_max_age_ms=15_000,
         autodiscover=False,
         loghandlers=[],
     )

@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     database_url: SecretStr = SecretStr("postgresql://karrot:karrot@localhost:5432/karrot")
     web_host: str = "0.0.0.0"  # noqa: S104  the worker serves its API to the network by design
     web_port: int = 6066
+    #: How other workers reach this one (table queries are forwarded to a key's owner).
+    advertised_url: str | None = None
     api_tokens: Annotated[tuple[SecretStr, ...], NoDecode] = (SecretStr("local-dev-token"),)
     admin_tokens: Annotated[tuple[SecretStr, ...], NoDecode] = (SecretStr("local-admin-token"),)
     fee_rate: Decimal = Field(default=Decimal("0.033"), ge=0, lt=1)

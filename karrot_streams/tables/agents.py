@@ -22,6 +22,8 @@ def facts_topic(app: faust.App, name: str, partitions: int) -> Any:
         key_serializer="json",
         value_serializer="json",
         partitions=partitions,
+        # Internal: Faust creates it before subscribing, so a fresh app sees it at once.
+        internal=True,
     )
 
 

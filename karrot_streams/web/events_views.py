@@ -50,7 +50,9 @@ class EventView(ApiView):
                 "The event store is unavailable", details={"reason": str(exc)[:300]}
             ) from exc
         if stored is None:
-            raise NotFound(f"No event with id {event_id[:100]!r}", details={"eventId": event_id})
+            raise NotFound(
+                f"No event with id {event_id[:100]!r}", details={"eventId": event_id[:255]}
+            )
         return json_response(event_json(stored))
 
 

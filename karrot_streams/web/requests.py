@@ -54,7 +54,7 @@ def parse_publish(body: bytes, *, event_id: str, now: datetime) -> Event:
     request = parse_json_object(body)
     for name, message in REQUIRED_MESSAGES.items():
         if request.get(name) is None:
-            raise ValidationFailed(message, details={"field": name})
+            raise ValidationFailed(f"{message} ({name})", details={"field": name})
     event_type = _event_type(request["eventType"])
     with _field_errors(""):
         aggregate_id = check_id(request["aggregateId"], "aggregateId")

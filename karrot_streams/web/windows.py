@@ -1,5 +1,4 @@
-"""Reading a windowed table: the windows of a recent period, and their counters. Pure but for the
-table lookups, which are local RocksDB reads."""
+"""Reading a windowed table: the windows of a recent period and their counters (local reads)."""
 
 from __future__ import annotations
 

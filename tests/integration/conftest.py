@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 
 from karrot_streams.avro.registry import WriterSchema
+from karrot_streams.provision import contract_topics, create_topics
 from karrot_streams.resources import Resources
 from karrot_streams.settings import INPUT_TOPICS, Settings
+from tests.integration.worker import create_internal_topics, running_worker, worker_env
 from tests.support.worker import WorkerProcess, new_app_id
 
 pytestmark = pytest.mark.integration
@@ -35,7 +37,8 @@ def settings() -> Settings:
 
 @pytest.fixture(scope="session")
 async def input_writers(settings: Settings) -> AsyncIterator[dict[str, WriterSchema]]:
-    """Registers the schemas and applies migrations, as a worker would."""
+    """Creates the contract's topics, registers the schemas and applies migrations."""
+    await create_topics(settings, contract_topics())
     resources = Resources.create(settings)
     await resources.ready()
     yield {topic: resources.writers[topic] for topic in INPUT_TOPICS}
@@ -66,3 +69,12 @@ async def worker(
     process.start()
     await process.wait_ready()
     return process
+
+
+@pytest.fixture(scope="session")
+def worker_url(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Base URL of one worker shared by the session, healthy before the first test (web API)."""
+    env = worker_env(tmp_path_factory.mktemp("web-worker"))
+    create_internal_topics(env, settings.topic_partitions)
+    with running_worker(env) as base_url:
+        yield base_url

@@ -1,0 +1,93 @@
+"""The health components computed from what the worker observed."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+from karrot_streams.monitoring.health import Health
+from karrot_streams.web.health_checks import commit_progress, pipeline, tables
+
+STALL = 120.0
+
+
+def progress(**changes: Any) -> Any:
+    values: dict[str, Any] = {
+        "now": 1000.0,
+        "started_at": 0.0,
+        "last_commit_at": 990.0,
+        "highwaters": {"a": 10, "b": 5},
+        "committed": {"a": 10, "b": 5},
+        "fetched": {"a", "b"},
+        "stall_s": STALL,
+    }
+    values.update(changes)
+    return commit_progress(**values)
+
+
+def test_caught_up_is_up() -> None:
+    check = progress()
+    assert check.up
+    assert check.details["lag"] == 0
+    assert check.details["lastCommitAgeSeconds"] == 10.0
+
+
+def test_lag_with_recent_commit_is_up() -> None:
+    check = progress(highwaters={"a": 50, "b": 5})
+    assert check.up
+    assert check.details["lag"] == 40
+
+
+def test_lag_without_commit_for_the_stall_time_is_down() -> None:
+    check = progress(highwaters={"a": 50, "b": 5}, last_commit_at=1000.0 - STALL - 1)
+    assert not check.up
+    assert check.details["lag"] == 40
+
+
+def test_no_lag_and_no_recent_commit_is_idle_not_stalled() -> None:
+    assert progress(last_commit_at=0.0).up
+
+
+def test_never_committed_after_reading_counts_from_start() -> None:
+    stalled = progress(committed={}, last_commit_at=None, started_at=1000.0 - STALL - 1)
+    assert not stalled.up
+    assert stalled.details["partitionsNeverCommitted"] == 2
+    assert stalled.details["lastCommitAgeSeconds"] is None
+    young = progress(committed={}, last_commit_at=None, started_at=990.0)
+    assert young.up
+
+
+def test_partitions_never_read_are_not_waiting() -> None:
+    assert progress(committed={}, fetched=set(), last_commit_at=None).up
+
+
+def test_pipeline_down_while_starting_or_waiting() -> None:
+    health = Health()
+    assert not pipeline(health, ready=False).up
+    assert pipeline(health, ready=True).up
+    health.report("database", False, "Connection refused")
+    check = pipeline(health, ready=True)
+    assert not check.up
+    assert check.details["waitingFor"] == {"database": "Connection refused"}
+    health.report("database", True)
+    assert pipeline(health, ready=True).up
+
+
+def fake_app(completed: bool, actives_ready: bool) -> Any:
+    event = SimpleNamespace(is_set=lambda: completed)
+    return SimpleNamespace(
+        tables=SimpleNamespace(
+            recovery=SimpleNamespace(completed=event),
+            actives_ready=actives_ready,
+            standbys_ready=False,
+        ),
+        rebalancing=not actives_ready,
+    )
+
+
+def test_tables_up_once_recovered_for_the_current_assignment() -> None:
+    assert tables(fake_app(completed=True, actives_ready=True)).up
+    assert not tables(fake_app(completed=False, actives_ready=False)).up
+    rebalancing = tables(fake_app(completed=True, actives_ready=False))
+    assert not rebalancing.up
+    assert rebalancing.details["rebalancing"] is True
