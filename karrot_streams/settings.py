@@ -51,7 +51,17 @@ class Settings(BaseSettings):
     retry_backoff_max_s: float = Field(default=5.0, gt=0)
     max_body_bytes: int = Field(default=256 * 1024, ge=1024)
     batch_publish_max: int = Field(default=500, ge=1)
+    #: Longest chat message the pipeline accepts (the contract's 1000; raised to redrive).
+    max_message_length: int = Field(default=1000, ge=1)
     commit_stall_s: float = Field(default=120.0, gt=0, description="Health turns DOWN after this.")
+    #: The liveness watchdog (monitoring/liveness.py): how often it looks, how long a worker may
+    #: stay stuck before it stops with a non-zero exit code, and whether it stops it at all.
+    liveness_check_s: float = Field(default=5.0, gt=0)
+    liveness_grace_s: float = Field(default=30.0, ge=0)
+    liveness_exit: bool = True
+    #: How often the worker checks that the registry still knows its subjects (and registers
+    #: them again if it forgot them, as an in-memory registry does when it restarts).
+    registry_check_s: float = Field(default=15.0, gt=0)
 
     @field_validator("api_tokens", "admin_tokens", mode="before")
     @classmethod

@@ -12,8 +12,7 @@ from karrot_streams.avro.registry import WriterSchema
 from karrot_streams.provision import contract_topics, create_topics
 from karrot_streams.resources import Resources
 from karrot_streams.settings import INPUT_TOPICS, Settings
-from tests.integration.worker import create_internal_topics, running_worker, worker_env
-from tests.support.worker import WorkerProcess, new_app_id
+from tests.support.worker import WorkerProcess, new_app_id, running_worker, worker_env
 
 pytestmark = pytest.mark.integration
 
@@ -75,6 +74,5 @@ async def worker(
 def worker_url(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Base URL of one worker shared by the session, healthy before the first test (web API)."""
     env = worker_env(tmp_path_factory.mktemp("web-worker"))
-    create_internal_topics(env, settings.topic_partitions)
     with running_worker(env) as base_url:
         yield base_url

@@ -67,7 +67,8 @@ async def test_sigkill_mid_stream_counts_every_event_once(
         truth.failed_ids, "FAILED"
     )
     found = await store.wait_for_statuses(settings.database_dsn, expected)
-    assert all(found.get(i, ("",))[0] == s for i, s in expected.items())
+    missing = {i: s for i, s in expected.items() if found.get(i, ("",))[0] != s}
+    assert not missing, f"{len(missing)} of {len(expected)} rows missing:\n{second.tail()}"
     diffs = await api.wait_until_equal(second.url, truth)
     assert not diffs, "\n".join(diffs[:10]) + "\n" + second.tail()
     print(f"worker back and serving {recovered_s:.1f}s after SIGKILL")

@@ -16,7 +16,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from tests.integration.worker import ADMIN_TOKEN, API_TOKEN
+from tests.support.worker import ADMIN_TOKEN, API_TOKEN
 
 pytestmark = pytest.mark.integration
 

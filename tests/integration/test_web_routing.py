@@ -13,13 +13,7 @@ import httpx
 import pytest
 
 from karrot_streams.settings import Settings
-from tests.integration.worker import (
-    API_TOKEN,
-    create_internal_topics,
-    running_worker,
-    worker_env,
-)
-from tests.support.worker import free_port
+from tests.support.worker import API_TOKEN, free_port, running_worker, worker_env
 
 pytestmark = pytest.mark.integration
 
@@ -34,7 +28,6 @@ def two_workers(
     base = tmp_path_factory.mktemp("two-workers")
     first = worker_env(Path(base / "w1"))
     second = {**first, "KARROT_WEB_PORT": str(free_port()), "KARROT_DATA_DIR": str(base / "w2")}
-    create_internal_topics(first, settings.topic_partitions)
     with ExitStack() as stack:
         urls = [stack.enter_context(running_worker(env)) for env in (first, second)]
         deadline = time.monotonic() + 120

@@ -11,8 +11,7 @@ from urllib.parse import quote
 import httpx
 
 from tests.support.truth import Truth
-
-TOKEN = "test-token"
+from tests.support.worker import API_TOKEN as TOKEN
 
 
 async def get_json(client: httpx.AsyncClient, base: str, path: str) -> Any:

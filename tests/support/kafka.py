@@ -79,3 +79,27 @@ async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicParti
     # consumer.topics() fetches metadata into a throwaway object; this keeps the answer.
     cluster = await consumer._client.fetch_all_metadata()
     return [TopicPartition(topic, p) for p in sorted(cluster.partitions_for_topic(topic) or ())]
+
+
+async def start_group_at_end(bootstrap: str, group_id: str, topics: list[str]) -> None:
+    """Commit the current end offsets for a new consumer group.
+
+    A test worker with a fresh app id would otherwise read every record the shared input topics
+    ever had; starting at the end, it sees exactly what the test produces after this call. A group
+    that has committed anything already (a restarted worker) is left alone.
+    """
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False
+    )
+    await consumer.start()
+    await asyncio.sleep(0)
+    try:
+        tps = [tp for topic in topics for tp in await _partitions(consumer, topic)]
+        consumer.assign(tps)
+        for tp in tps:
+            if await consumer.committed(tp) is not None:
+                return
+        ends = await consumer.end_offsets(tps)
+        await consumer.commit(ends)
+    finally:
+        await consumer.stop()

@@ -8,13 +8,22 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+
+from karrot_streams.settings import INPUT_TOPICS
+from tests.support.kafka import start_group_at_end
+
+HEALTH = "/api/v1/monitoring/health"
+API_TOKEN = "test-token"
+ADMIN_TOKEN = "test-admin-token"
 
 
 def free_port() -> int:
@@ -32,6 +41,8 @@ class WorkerProcess:
     log_path: Path
     extra_env: Mapping[str, str] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
+    #: A new app starts at the end of the shared input topics, not at their first record.
+    from_end: bool = True
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -46,8 +57,8 @@ class WorkerProcess:
                 "KARROT_WEB_PORT": str(self.port),
                 "KARROT_WEB_HOST": "127.0.0.1",
                 "KARROT_DATA_DIR": str(self.data_dir),
-                "KARROT_API_TOKENS": "test-token",
-                "KARROT_ADMIN_TOKENS": "test-admin-token",
+                "KARROT_API_TOKENS": API_TOKEN,
+                "KARROT_ADMIN_TOKENS": ADMIN_TOKEN,
                 **self.extra_env,
             }
         )
@@ -55,6 +66,15 @@ class WorkerProcess:
 
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.from_end:
+            bootstrap = self.env().get("KARROT_KAFKA_BOOTSTRAP", "localhost:9092")
+            # A thread of its own: start() is called from sync and async tests alike.
+            thread = threading.Thread(
+                target=asyncio.run,
+                args=(start_group_at_end(bootstrap, self.app_id, list(INPUT_TOPICS)),),
+            )
+            thread.start()
+            thread.join(timeout=60)
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [
@@ -76,21 +96,31 @@ class WorkerProcess:
             stderr=subprocess.STDOUT,
         )
 
-    async def wait_ready(self, timeout_s: float = 90.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        async with httpx.AsyncClient(timeout=2.0) as client:
+    async def wait_ready(self, timeout_s: float = 180.0, *, healthy: bool = True) -> float:
+        """Wait until the health view answers 200 (any answer, without ``healthy``).
+
+        The health view is 200 only once the tables are recovered and every dependency answers,
+        so the time this returns after start is the worker's recovery time.
+        """
+        started = time.monotonic()
+        deadline = started + timeout_s
+        last = "no answer"
+        async with httpx.AsyncClient(timeout=5.0) as client:
             while time.monotonic() < deadline:
                 if self.process is not None and self.process.poll() is not None:
                     raise RuntimeError(
                         f"worker exited with {self.process.returncode}: {self.tail()}"
                     )
                 try:
-                    await client.get(self.url + "/")
-                except httpx.HTTPError:
-                    await asyncio.sleep(0.3)
-                    continue
-                return
-        raise TimeoutError(f"worker not ready after {timeout_s}s: {self.tail()}")
+                    answer = await client.get(self.url + HEALTH)
+                except httpx.HTTPError as exc:
+                    last = f"{type(exc).__name__}: {exc}"
+                else:
+                    if answer.status_code == 200 or not healthy:
+                        return time.monotonic() - started
+                    last = f"{answer.status_code} {answer.text[:1000]}"
+                await asyncio.sleep(0.3)
+        raise TimeoutError(f"worker not ready after {timeout_s}s ({last}):\n{self.tail()}")
 
     def kill(self) -> None:
         """SIGKILL: no shutdown code runs, nothing is committed on the way out."""
@@ -115,3 +145,32 @@ class WorkerProcess:
 
 def new_app_id(prefix: str = "karrot-test") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def worker_env(data_dir: Path, **overrides: str) -> dict[str, str]:
+    """``KARROT_*`` settings of a worker of its own: app id, web port, data directory."""
+    return {
+        "KARROT_APP_ID": new_app_id(),
+        "KARROT_WEB_PORT": str(free_port()),
+        "KARROT_DATA_DIR": str(data_dir),
+        **overrides,
+    }
+
+
+@contextmanager
+def running_worker(settings_env: Mapping[str, str], *, timeout_s: float = 180.0) -> Iterator[str]:
+    """A healthy worker configured by ``settings_env`` (see ``worker_env``); yields its URL."""
+    data_dir = Path(settings_env["KARROT_DATA_DIR"])
+    worker = WorkerProcess(
+        app_id=settings_env["KARROT_APP_ID"],
+        data_dir=data_dir,
+        log_path=data_dir / "worker.log",
+        extra_env=dict(settings_env),
+        port=int(settings_env["KARROT_WEB_PORT"]),
+    )
+    worker.start()
+    try:
+        asyncio.run(worker.wait_ready(timeout_s))
+        yield worker.url
+    finally:
+        worker.stop()

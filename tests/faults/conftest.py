@@ -1,0 +1,225 @@
+"""Fixtures of the fault suite: its own stack, workers on it, and the session's summary table.
+
+Every scenario adds one ``Outcome`` to the session's collector; ``pytest_terminal_summary`` prints
+the table at the end and writes it to ``artifacts/faults.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from karrot_streams.avro.registry import WriterSchema
+from karrot_streams.pipeline.topics import InternalTopics
+from karrot_streams.provision import contract_topics, create_topics
+from karrot_streams.resources import Resources
+from karrot_streams.settings import INPUT_TOPICS, Settings
+from tests.faults.load import input_ends
+from tests.faults.outcome import Outcome
+from tests.faults.scenario import Scenario
+from tests.faults.stackctl import REPO, FaultStack
+from tests.support.worker import WorkerProcess, new_app_id
+
+OUTCOMES = pytest.StashKey[list[Outcome]]()
+ARTIFACT = REPO / "artifacts" / "faults.json"
+
+#: Rebalances after a SIGKILL wait for the dead member's session to expire: Faust's default of
+#: 60 s would make each kill cost a minute. Faust reads these from the environment.
+FAST_REBALANCE = {"BROKER_SESSION_TIMEOUT": "8", "BROKER_HEARTBEAT_INTERVAL": "1"}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[OUTCOMES] = []
+
+
+@pytest.fixture(scope="session")
+def outcomes(request: pytest.FixtureRequest) -> list[Outcome]:
+    return request.config.stash[OUTCOMES]
+
+
+@pytest.fixture(scope="session")
+async def fault_stack() -> AsyncIterator[FaultStack]:
+    """The stack the suite may break; started if needed, stopped at the end if it started it."""
+    stack = FaultStack.from_env()
+    was_up = await stack.is_up()
+    if not was_up:
+        await stack.run("start")
+    yield stack
+    # A scenario may have left a service down or frozen: bring everything back, then (if this
+    # session started the stack) stop it.
+    for service in ("registry", "kafka", "postgres"):
+        try:
+            stack.thaw(service)
+        except (OSError, ValueError):
+            pass
+    if not was_up and not os.environ.get("KARROT_FAULTS_KEEP_STACK"):
+        await stack.run("stop")
+    else:
+        await stack.run("start")
+
+
+@pytest.fixture(scope="session")
+def fault_settings(fault_stack: FaultStack) -> Settings:
+    return Settings(
+        kafka_bootstrap=fault_stack.bootstrap,
+        schema_registry_url=fault_stack.registry_url,
+        database_url=fault_stack.dsn,  # type: ignore[arg-type]  pydantic converts to SecretStr
+    )
+
+
+@pytest.fixture
+async def writers(fault_settings: Settings) -> AsyncIterator[dict[str, WriterSchema]]:
+    """Topics, migrations and schemas of the fault stack; registered anew for each test, since a
+    registry restart forgets them (Apicurio in memory)."""
+    await create_topics(fault_settings, contract_topics())
+    resources = Resources.create(fault_settings)
+    await resources.ready()
+    yield {topic: resources.writers[topic] for topic in INPUT_TOPICS}
+    await resources.close()
+
+
+async def create_internal_topics(settings: Settings, app_id: str) -> None:
+    """Before a new app id's first worker subscribes (else it sees them only minutes later)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics(
+            [
+                NewTopic(name, settings.topic_partitions, settings.topic_replication)
+                for name in InternalTopics(app_id).all()
+            ],
+            timeout_ms=15_000,
+        )
+    except TopicAlreadyExistsError:
+        pass
+    finally:
+        await admin.close()
+
+
+async def start_group_at_end(settings: Settings, group: str) -> None:
+    """Commit the input's end offsets for a new group: its workers read only this test's records,
+    not the whole history of the shared input topics."""
+    ends = await input_ends(settings.kafka_bootstrap)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap, group_id=group, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        consumer.assign(list(ends))
+        await consumer.commit({tp: end for tp, end in ends.items()})
+    finally:
+        await consumer.stop()
+
+
+class Workers:
+    """Starts workers of one app id on the fault stack; stops what is left at the end."""
+
+    def __init__(self, root: Path, env: dict[str, str]) -> None:
+        self.root = root
+        self.env = env
+        self.app_id = new_app_id("karrot-fault")
+        self.started: list[WorkerProcess] = []
+
+    def start(self, name: str, *, data: str | None = None, **extra: str) -> WorkerProcess:
+        worker = WorkerProcess(
+            app_id=self.app_id,
+            data_dir=self.root / (data or name),
+            log_path=self.root / f"{name}.log",
+            extra_env={**self.env, **FAST_REBALANCE, **extra},
+            from_end=False,  # the fixture placed the new group at the end already
+        )
+        worker.start()
+        self.started.append(worker)
+        return worker
+
+    def stop_all(self) -> None:
+        for worker in self.started:
+            worker.stop()
+
+
+@pytest.fixture
+async def workers(
+    tmp_path: Path, fault_stack: FaultStack, fault_settings: Settings
+) -> AsyncIterator[Workers]:
+    pool = Workers(tmp_path, fault_stack.app_env())
+    await create_internal_topics(fault_settings, pool.app_id)
+    await start_group_at_end(fault_settings, pool.app_id)
+    yield pool
+    pool.stop_all()
+
+
+@pytest.fixture
+def scenario(
+    fault_settings: Settings,
+    writers: dict[str, WriterSchema],
+    workers: Workers,
+    outcomes: list[Outcome],
+) -> Callable[[str], Scenario]:
+    def make(name: str) -> Scenario:
+        return Scenario(name, fault_settings, writers, workers.app_id, outcomes)
+
+    return make
+
+
+def _fmt(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.1f}"
+    return str(value)
+
+
+def summary_lines(rows: list[Outcome]) -> list[str]:
+    header = (
+        "scenario",
+        "events in",
+        "events out",
+        "lost",
+        "duplicated",
+        "dead-lettered",
+        "recovery s",
+        "run s",
+    )
+    table = [header] + [
+        (
+            o.scenario,
+            _fmt(o.events_in),
+            _fmt(o.events_out),
+            _fmt(o.lost),
+            f"{o.duplicated} (<= {o.duplicate_bound})",
+            _fmt(o.dead_lettered),
+            _fmt(o.recovery_s),
+            _fmt(o.duration_s),
+        )
+        for o in rows
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in table]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    for o in rows:
+        for note in o.notes + [f"PROBLEM: {p}" for p in o.problems]:
+            lines.append(f"  {o.scenario}: {note}")
+    return lines
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config
+) -> None:
+    rows = config.stash.get(OUTCOMES, [])
+    if not rows:
+        return
+    terminalreporter.section("fault scenarios")
+    for line in summary_lines(rows):
+        terminalreporter.write_line(line)
+    ARTIFACT.parent.mkdir(parents=True, exist_ok=True)
+    ARTIFACT.write_text(
+        json.dumps({"scenarios": [o.to_json() for o in rows]}, indent=2, ensure_ascii=False) + "\n"
+    )
+    terminalreporter.write_line(f"written to {ARTIFACT}")
