@@ -1,4 +1,5 @@
-"""``karrot-streams``: provision a cluster, generate traffic. The worker itself runs under faust:
+"""``karrot-streams``: provision a cluster, generate traffic, list and redrive dead letters.
+The worker itself runs under faust:
 ``faust -A karrot_streams.app worker``."""
 
 from __future__ import annotations
@@ -6,9 +7,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import sys
 from collections.abc import Sequence
 
 from karrot_streams import traffic
+from karrot_streams.dlq import commands as dlq_commands
 from karrot_streams.provision import provision
 from karrot_streams.resources import Resources
 from karrot_streams.settings import INPUT_TOPICS, Settings
@@ -38,6 +41,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     generate.add_argument("--rate", type=float, default=None, help="records per second")
     generate.add_argument("--poison", type=float, default=0.05, help="share of poison records")
     generate.add_argument("--seed", type=int, default=7)
+    dlq_commands.add_parser(commands)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -46,3 +50,5 @@ def main(argv: Sequence[str] | None = None) -> None:
         asyncio.run(provision(settings))
     elif args.command == "generate":
         asyncio.run(_generate(settings, args))
+    elif args.command == "dlq":
+        sys.exit(asyncio.run(dlq_commands.run(settings, args, print)))

@@ -40,7 +40,9 @@ def require_text(value: object, field: str, *, optional: bool = False) -> str | 
     return value
 
 
-def validate_payload(record: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+def validate_payload(
+    record: str, payload: Mapping[str, Any], *, max_message_length: int = MAX_MESSAGE_LENGTH
+) -> dict[str, Any]:
     """Check a payload against its record's fields and the seed's rules; return it cleaned."""
     fields = PAYLOAD_FIELDS.get(record)
     if fields is None:
@@ -56,11 +58,11 @@ def validate_payload(record: str, payload: Mapping[str, Any]) -> dict[str, Any]:
             clean[name] = value
         else:
             clean[name] = require_text(value, name, optional=kind == "str?")
-    _check_rules(record, clean)
+    _check_rules(record, clean, max_message_length)
     return clean
 
 
-def _check_rules(record: str, payload: Mapping[str, Any]) -> None:
+def _check_rules(record: str, payload: Mapping[str, Any], max_message_length: int) -> None:
     short = record.rsplit(".", 1)[-1]
     if short == "UserCreated" and not EMAIL.match(payload["email"]):
         raise InvalidEvent("Invalid email format", field="email")
@@ -68,9 +70,9 @@ def _check_rules(record: str, payload: Mapping[str, Any]) -> None:
         raise InvalidEvent("Price cannot be negative", field="price")
     if short == "Payment" and payload["amount"] <= 0:
         raise InvalidEvent("Amount must be positive", field="amount")
-    if short == "ChatMessage" and len(payload["message"]) > MAX_MESSAGE_LENGTH:
+    if short == "ChatMessage" and len(payload["message"]) > max_message_length:
         raise InvalidEvent(
-            f"Message too long: {len(payload['message'])} characters, at most {MAX_MESSAGE_LENGTH}",
+            f"Message too long: {len(payload['message'])} characters, at most {max_message_length}",
             field="message",
         )
 
@@ -103,17 +105,25 @@ def check_id(value: object, field: str) -> str:
     return text
 
 
-def event_from_avro(topic: str, writer_record: str, record: Mapping[str, Any]) -> Event:
+def event_from_avro(
+    topic: str,
+    writer_record: str,
+    record: Mapping[str, Any],
+    *,
+    max_message_length: int = MAX_MESSAGE_LENGTH,
+) -> Event:
     """Turn a decoded envelope into an :class:`Event`, enforcing every rule of the contract."""
     try:
-        return _build_event(topic, writer_record, record)
+        return _build_event(topic, writer_record, record, max_message_length)
     except InvalidEvent as exc:
         raw_id = record.get("eventId")
         exc.event_id = raw_id if isinstance(raw_id, str) else None
         raise
 
 
-def _build_event(topic: str, writer_record: str, record: Mapping[str, Any]) -> Event:
+def _build_event(
+    topic: str, writer_record: str, record: Mapping[str, Any], max_message_length: int
+) -> Event:
     expected_envelope = ENVELOPE_RECORD_OF[topic]
     if writer_record != expected_envelope:
         raise InvalidEvent(
@@ -143,7 +153,7 @@ def _build_event(topic: str, writer_record: str, record: Mapping[str, Any]) -> E
         aggregate_id=check_id(record.get("aggregateId"), "aggregateId"),
         occurred_at=occurred_at,
         payload_record=payload_record,
-        payload=validate_payload(payload_record, payload),
+        payload=validate_payload(payload_record, payload, max_message_length=max_message_length),
         correlation_id=require_text(record.get("correlationId"), "correlationId", optional=True),
         user_id=require_text(record.get("userId"), "userId", optional=True),
         source=require_text(record.get("source"), "source", optional=True),

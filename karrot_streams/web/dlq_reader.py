@@ -1,8 +1,8 @@
 """What the dead-letter topics hold: a count per topic and the latest letters across them.
 
-Read with a short-lived consumer outside any group (it commits nothing and joins nothing), so
-looking never moves anyone's offsets. Topics that do not exist yet count zero; they are never
-created by looking (no metadata request names a missing topic).
+Read with the dead-letter reader of ``karrot_streams.dlq.reader`` (a consumer outside any group,
+so looking never moves anyone's offsets). Topics that do not exist yet count zero; they are never
+created by looking.
 """
 
 from __future__ import annotations
@@ -13,11 +13,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from karrot_streams.dlq.reader import dlq_consumer, fetch, partitions_of
 from karrot_streams.web.responses import iso_utc
-
-POLL_MS = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,30 +64,15 @@ def _text(value: bytes | None) -> str | None:
 async def read_dead_letters(
     bootstrap: str, topics: Sequence[str], limit: int, timeout_s: float
 ) -> DeadLetters:
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        enable_auto_commit=False,
-        client_id="karrot-streams-dlq-view",
-        request_timeout_ms=int(timeout_s * 1000),
-    )
-    try:
-        async with asyncio.timeout(timeout_s):
-            await consumer.start()
-            return await _read(consumer, topics, limit)
-    finally:
-        await consumer.stop()
+    async with (
+        asyncio.timeout(timeout_s),
+        dlq_consumer(bootstrap, timeout_s, "karrot-streams-dlq-view") as consumer,
+    ):
+        return await _read(consumer, topics, limit)
 
 
 async def _read(consumer: AIOKafkaConsumer, topics: Sequence[str], limit: int) -> DeadLetters:
-    existing = set(await consumer.topics()) & set(topics)
-    # Asking one partition's end offset loads the topic's metadata: then its partitions are known.
-    await consumer.end_offsets([TopicPartition(topic, 0) for topic in sorted(existing)])
-    partitions = [
-        TopicPartition(topic, p)
-        for topic in sorted(existing)
-        for p in sorted(consumer.partitions_for_topic(topic) or ())
-    ]
+    partitions = await partitions_of(consumer, topics)
     begins: Mapping[TopicPartition, int] = await consumer.beginning_offsets(partitions)
     ends: Mapping[TopicPartition, int] = await consumer.end_offsets(partitions)
     counts = {topic: 0 for topic in topics}
@@ -99,25 +83,5 @@ async def _read(consumer: AIOKafkaConsumer, topics: Sequence[str], limit: int) -
         for tp in partitions
         if (window := read_window(begins[tp], ends[tp], limit)) is not None
     }
-    records = await _fetch(consumer, windows) if limit else []
+    records = await fetch(consumer, windows) if limit else []
     return DeadLetters(counts, [letter_json(r) for r in latest(records, limit)])
-
-
-async def _fetch(
-    consumer: AIOKafkaConsumer, windows: Mapping[TopicPartition, tuple[int, int]]
-) -> list[ConsumerRecord[bytes, bytes]]:
-    if not windows:
-        return []
-    consumer.assign(list(windows))
-    for tp, (start, _) in windows.items():
-        consumer.seek(tp, start)
-    records: list[ConsumerRecord[bytes, bytes]] = []
-    waiting = set(windows)
-    while waiting:
-        batch = await consumer.getmany(*waiting, timeout_ms=POLL_MS)
-        for tp, messages in batch.items():
-            records.extend(m for m in messages if m.offset < windows[tp][1])
-        for tp in list(waiting):
-            if await consumer.position(tp) >= windows[tp][1]:
-                waiting.discard(tp)
-    return records

@@ -52,6 +52,13 @@ class Unauthorized(ApiError):
         super().__init__(message, headers={"WWW-Authenticate": 'Bearer realm="karrot-streams"'})
 
 
+class Forbidden(ApiError):
+    """A valid token that may not do this (an API token on an admin call)."""
+
+    status = 403
+    code = "FORBIDDEN"
+
+
 class NotFound(ApiError):
     status = 404
     code = "NOT_FOUND"
@@ -86,6 +93,7 @@ class InternalError(ApiError):
 _BY_STATUS: dict[int, type[ApiError]] = {
     400: BadRequest,
     401: Unauthorized,
+    403: Forbidden,
     404: NotFound,
     405: MethodNotAllowed,
     413: PayloadTooLarge,

@@ -51,7 +51,13 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
 
 def parse_publish(body: bytes, *, event_id: str, now: datetime) -> Event:
     """The Event a publish request asks for, with a new ``eventId`` and ``occurredAt`` = now."""
-    request = parse_json_object(body)
+    return parse_event_request(parse_json_object(body), event_id=event_id, now=now)
+
+
+def parse_event_request(request: object, *, event_id: str, now: datetime) -> Event:
+    """One EventRequest already read from JSON (a publish body, or an item of a batch)."""
+    if not isinstance(request, dict):
+        raise BadRequest(f"An event must be a JSON object, not {_json_kind(request)}")
     for name, message in REQUIRED_MESSAGES.items():
         if request.get(name) is None:
             raise ValidationFailed(f"{message} ({name})", details={"field": name})

@@ -70,9 +70,9 @@ async def worker(
     return process
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def worker_url(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Base URL of one worker shared by the session, healthy before the first test (web API)."""
+    """Base URL of one worker shared by a module, healthy before the first test (web API)."""
     env = worker_env(tmp_path_factory.mktemp("web-worker"))
     with running_worker(env) as base_url:
         yield base_url

@@ -9,7 +9,7 @@ from decimal import Decimal
 from karrot_streams.avro.codec import encode
 from karrot_streams.avro.registry import WriterSchema
 from karrot_streams.avro.schemas import load
-from karrot_streams.dlq.values import envelope_json, json_safe, value_base64
+from karrot_streams.dlq.values import EnvelopeReader, json_safe, value_base64
 from karrot_streams.events.failures import TransientFailure, UndecodableMessage
 
 
@@ -50,7 +50,7 @@ def chat_value() -> tuple[FakeRegistry, bytes]:
 
 async def test_an_envelope_decodes_to_json() -> None:
     registry, value = chat_value()
-    decoded = await envelope_json(registry, value)  # type: ignore[arg-type]
+    decoded = await EnvelopeReader(registry).json(value)  # type: ignore[arg-type]
     assert decoded["eventId"] == "5b0e8c9e-4e5f-4a43-9c39-2b8f1b3a2d10"
     assert decoded["occurredAt"] == "2026-11-25T09:00:00.123Z"
     assert decoded["payload"] == {
@@ -62,10 +62,27 @@ async def test_an_envelope_decodes_to_json() -> None:
 
 async def test_bytes_that_do_not_decode_are_none() -> None:
     registry, value = chat_value()
+    reader = EnvelopeReader(registry)  # type: ignore[arg-type]
     for bad in (None, b"", b"\x01junk", b"\x00\x00\x00\x00\x2ajunk", value[:-3]):
-        assert await envelope_json(registry, bad) is None  # type: ignore[arg-type]
+        assert await reader.json(bad) is None
     registry.down = True
-    assert await envelope_json(registry, value) is None  # type: ignore[arg-type]
+    assert await EnvelopeReader(registry).json(value) is None  # type: ignore[arg-type]
+
+
+async def test_an_unknown_schema_id_is_asked_about_once() -> None:
+    registry, _ = chat_value()
+    asked: list[int] = []
+    writer = registry.writer
+
+    async def counting(schema_id: int) -> WriterSchema:
+        asked.append(schema_id)
+        return await writer(schema_id)
+
+    registry.writer = counting  # type: ignore[method-assign]
+    reader = EnvelopeReader(registry)  # type: ignore[arg-type]
+    for _ in range(3):
+        assert await reader.json(b"\x00\x00\x00\x00\x2ajunk") is None
+    assert asked == [42]
 
 
 def test_json_safe() -> None:

@@ -1,0 +1,180 @@
+"""The ``dlq_redrive`` table: which dead letters were redriven, where to, by which request.
+
+A redrive claims its letters before producing them (``INSERT ... ON CONFLICT``), so two requests
+running at once never both produce a letter: the second finds the claim and leaves the letter
+alone. A claim becomes a record once Kafka has acknowledged the redriven message. A claim whose
+request died before producing (``redriven_at`` still NULL) is taken over by the next request
+once it is older than the lease, and a request that failed to produce releases its claims at
+once, so no letter is left unredrivable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import aiopg
+
+from karrot_streams.dlq.letters import Position
+from karrot_streams.events.failures import TransientFailure
+from karrot_streams.store.event_store import UNAVAILABLE
+
+#: A claim older than this, never produced, belongs to a request that died: it may be taken over.
+CLAIM_LEASE_S = 120.0
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where a redriven letter was written."""
+
+    topic: str
+    partition: int
+    offset: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"topic": self.topic, "partition": self.partition, "offset": self.offset}
+
+
+@dataclass(frozen=True, slots=True)
+class RedriveRecord:
+    position: Position
+    request_id: str
+    claimed_at: datetime
+    #: None while the letter is only claimed (not yet acknowledged by Kafka).
+    target: Target | None
+    redriven_at: datetime | None
+
+    @property
+    def redriven(self) -> bool:
+        return self.redriven_at is not None
+
+
+_LOOKUP = """
+SELECT r.dlq_partition, r.dlq_offset, r.request_id, r.claimed_at, r.target_topic,
+       r.target_partition, r.target_offset, r.redriven_at
+FROM dlq_redrive r
+JOIN unnest(%s::int[], %s::bigint[]) AS w(p, o) ON r.dlq_partition = w.p AND r.dlq_offset = w.o
+WHERE r.dlq_topic = %s
+"""
+
+# A new letter is claimed; a letter already known is left alone (DO NOTHING in effect), unless
+# its claim was never produced and is older than the lease: then this request takes it over.
+_CLAIM = """
+INSERT INTO dlq_redrive AS r (dlq_topic, dlq_partition, dlq_offset, target_topic, request_id)
+SELECT %s, w.p, w.o, w.t, %s FROM unnest(%s::int[], %s::bigint[], %s::varchar[]) AS w(p, o, t)
+ON CONFLICT (dlq_topic, dlq_partition, dlq_offset) DO UPDATE SET
+    request_id = EXCLUDED.request_id,
+    target_topic = EXCLUDED.target_topic,
+    claimed_at = now()
+WHERE r.redriven_at IS NULL AND r.claimed_at < now() - make_interval(secs => %s)
+RETURNING r.dlq_partition, r.dlq_offset
+"""
+
+_MARK = """
+UPDATE dlq_redrive AS r SET
+    target_topic = w.t, target_partition = w.tp, target_offset = w.tof, redriven_at = now()
+FROM unnest(%s::int[], %s::bigint[], %s::varchar[], %s::int[], %s::bigint[]) AS w(p, o, t, tp, tof)
+WHERE r.dlq_topic = %s AND r.dlq_partition = w.p AND r.dlq_offset = w.o
+  AND r.redriven_at IS NULL
+"""
+
+_RELEASE = """
+DELETE FROM dlq_redrive AS r
+USING unnest(%s::int[], %s::bigint[]) AS w(p, o)
+WHERE r.dlq_topic = %s AND r.dlq_partition = w.p AND r.dlq_offset = w.o
+  AND r.request_id = %s AND r.redriven_at IS NULL
+"""
+
+
+class RedriveRecords:
+    """The table through one connection (redrives are rare, admin-driven operations)."""
+
+    def __init__(self, connection: Any) -> None:
+        self._connection = connection
+
+    @classmethod
+    @asynccontextmanager
+    async def connect(cls, dsn: str, timeout_s: float = 10.0) -> AsyncIterator[RedriveRecords]:
+        try:
+            connection = await aiopg.connect(dsn, timeout=timeout_s)
+        except UNAVAILABLE as exc:
+            raise TransientFailure(f"PostgreSQL unavailable: {exc}".strip()) from exc
+        try:
+            yield cls(connection)
+        finally:
+            await connection.close()
+
+    async def _execute(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        try:
+            async with self._connection.cursor() as cur:
+                await cur.execute(sql, params)
+                if cur.description is None:
+                    return []
+                return list(await cur.fetchall())
+        except UNAVAILABLE as exc:
+            raise TransientFailure(f"PostgreSQL unavailable: {exc}".strip()) from exc
+
+    async def lookup(
+        self, dlq_topic: str, positions: Collection[Position]
+    ) -> dict[Position, RedriveRecord]:
+        """The records (claims included) of the letters at ``positions``."""
+        if not positions:
+            return {}
+        partitions, offsets = _columns(positions)
+        rows = await self._execute(_LOOKUP, (partitions, offsets, dlq_topic))
+        found: dict[Position, RedriveRecord] = {}
+        for p, o, request_id, claimed_at, t, tp, tof, redriven_at in rows:
+            target = Target(t, tp, tof) if redriven_at is not None else None
+            found[(p, o)] = RedriveRecord((p, o), request_id, claimed_at, target, redriven_at)
+        return found
+
+    async def claim(
+        self,
+        dlq_topic: str,
+        wanted: Mapping[Position, str],
+        request_id: str,
+        lease_s: float = CLAIM_LEASE_S,
+    ) -> set[Position]:
+        """Claim the letters at ``wanted`` (position -> target topic); return those claimed."""
+        if not wanted:
+            return set()
+        partitions, offsets = _columns(wanted)
+        topics = [wanted[(p, o)] for p, o in zip(partitions, offsets, strict=True)]
+        rows = await self._execute(
+            _CLAIM, (dlq_topic, request_id, partitions, offsets, topics, float(lease_s))
+        )
+        return {(int(p), int(o)) for p, o in rows}
+
+    async def mark_redriven(self, dlq_topic: str, targets: Mapping[Position, Target]) -> None:
+        if not targets:
+            return
+        partitions, offsets = _columns(targets)
+        chosen = [targets[(p, o)] for p, o in zip(partitions, offsets, strict=True)]
+        await self._execute(
+            _MARK,
+            (
+                partitions,
+                offsets,
+                [t.topic for t in chosen],
+                [t.partition for t in chosen],
+                [t.offset for t in chosen],
+                dlq_topic,
+            ),
+        )
+
+    async def release(
+        self, dlq_topic: str, positions: Collection[Position], request_id: str
+    ) -> None:
+        """Drop this request's unproduced claims, so the next request may redrive them."""
+        if not positions:
+            return
+        partitions, offsets = _columns(positions)
+        await self._execute(_RELEASE, (partitions, offsets, dlq_topic, request_id))
+
+
+def _columns(positions: Collection[Position]) -> tuple[list[int], list[int]]:
+    ordered = sorted(set(positions))
+    return [p for p, _ in ordered], [o for _, o in ordered]

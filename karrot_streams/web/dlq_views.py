@@ -1,0 +1,161 @@
+"""``GET /api/v1/dlq/{topic}/messages`` (list) and ``POST /api/v1/dlq/{topic}/redrive`` (admin)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+from aiohttp import web
+from aiokafka.errors import KafkaError
+
+from karrot_streams.dlq.letters import DeadLetter, HeaderList
+from karrot_streams.dlq.reader import read_letters
+from karrot_streams.dlq.records import RedriveRecords
+from karrot_streams.dlq.redrive import RedriveIncomplete, Redriver, RedriveReport
+from karrot_streams.dlq.selection import newest_first, select
+from karrot_streams.dlq.values import EnvelopeReader, value_base64
+from karrot_streams.events.failures import TransientFailure
+from karrot_streams.settings import Settings
+from karrot_streams.web.auth import TokenCheck, bearer_token
+from karrot_streams.web.body import read_body
+from karrot_streams.web.dlq_reader import letter_json
+from karrot_streams.web.dlq_requests import (
+    dead_letter_topic_named,
+    parse_list_query,
+    parse_redrive,
+)
+from karrot_streams.web.errors import Forbidden, NotFound, ServiceUnavailable
+from karrot_streams.web.responses import json_response
+from karrot_streams.web.view import ApiView
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+#: Redrives under way, held so a shielded one outlives a request that went away.
+_RUNNING: set[asyncio.Future[RedriveReport]] = set()
+
+
+class DeadLetterMessagesView(ApiView):
+    """The letters of one ``dlq.*`` topic matching the filters, newest first, up to ``limit``."""
+
+    async def get(self, request: web.Request, topic: str) -> web.StreamResponse:
+        dlq_topic = dead_letter_topic_named(topic)
+        selection, limit = parse_list_query(request.query)
+        resources = await self.ready()
+        settings = resources.settings
+        matching = await _kafka(
+            read_letters(settings.kafka_bootstrap, dlq_topic, keep=selection.matches)
+        )
+        shown = newest_first(matching, limit)
+        async with _database(), RedriveRecords.connect(settings.database_dsn) as records:
+            known = await records.lookup(dlq_topic, [x.position for x in shown])
+        envelopes = EnvelopeReader(resources.registry)
+        messages = []
+        for letter in shown:
+            record = known.get(letter.position)
+            value = await envelopes.json(letter.value)
+            messages.append(
+                message_json(letter, value, redriven=record is not None and record.redriven)
+            )
+        return json_response({"topic": dlq_topic, "total": len(matching), "messages": messages})
+
+
+class RedriveView(ApiView):
+    """Redrive the selected letters of one ``dlq.*`` topic to their original topic, once each."""
+
+    async def post(self, request: web.Request, topic: str) -> web.StreamResponse:
+        settings = self.resources.settings
+        require_admin(request, settings)
+        dlq_topic = dead_letter_topic_named(topic)
+        command = parse_redrive(await read_body(request, settings.max_body_bytes))
+        selection = command.selection
+        await self.ready()
+        letters = await _kafka(
+            read_letters(settings.kafka_bootstrap, dlq_topic, position=selection.single)
+        )
+        if selection.single is not None and not letters:
+            partition, offset = selection.single
+            raise NotFound(
+                f"No dead letter at {dlq_topic} partition {partition} offset {offset}",
+                details={"topic": dlq_topic, "partition": partition, "offset": offset},
+            )
+        producer = self.karrot.producer
+
+        async def send(
+            target: str, key: bytes | None, value: bytes | None, headers: HeaderList
+        ) -> Any:
+            return await producer.send(target, key, value, None, None, headers)
+
+        request_id = uuid.uuid4().hex
+
+        async def redrive() -> RedriveReport:
+            async with RedriveRecords.connect(settings.database_dsn) as records:
+                redriver = Redriver(records=records, send=send, request_id=request_id)
+                return await redriver.redrive(
+                    dlq_topic, select(letters, selection), dry_run=command.dry_run
+                )
+
+        async with _database():
+            try:
+                # Shielded: a client that goes away must not stop it between produce and record.
+                task = asyncio.ensure_future(redrive())
+                _RUNNING.add(task)
+                task.add_done_callback(_RUNNING.discard)
+                report = await asyncio.shield(task)
+            except RedriveIncomplete as exc:
+                log.warning("Redrive %s of %s incomplete: %s", request_id, dlq_topic, exc)
+                raise ServiceUnavailable(
+                    "Kafka did not take every dead letter; those not redriven are left"
+                    " as they were: retry the same request",
+                    details={
+                        "redriven": exc.report.redriven,
+                        "alreadyRedriven": exc.report.already_redriven,
+                        "failed": len(exc.failures),
+                        "reason": next(iter(exc.failures.values())),
+                    },
+                ) from exc
+        return json_response(report.to_json())
+
+
+def require_admin(request: web.Request, settings: Settings) -> None:
+    """403 unless the bearer token is one of ``settings.admin_tokens``."""
+    admins = TokenCheck(token.get_secret_value() for token in settings.admin_tokens)
+    if not admins.accepts(bearer_token(request.headers.get("Authorization"))):
+        raise Forbidden(
+            "This call changes data: it needs an admin token (KARROT_ADMIN_TOKENS)",
+            details={"required": "admin"},
+        )
+
+
+def message_json(letter: DeadLetter, value: Any, *, redriven: bool) -> dict[str, Any]:
+    return {
+        **letter_json(letter),
+        "value": value,
+        "valueBase64": value_base64(letter.value),
+        "redriven": redriven,
+    }
+
+
+async def _kafka(reading: Awaitable[T]) -> T:
+    try:
+        return await reading
+    except (KafkaError, TimeoutError, OSError) as exc:
+        log.warning("Reading a dead-letter topic failed: %s", exc)
+        raise ServiceUnavailable(
+            "Kafka could not be read", details={"reason": f"{type(exc).__name__}: {exc}"[:300]}
+        ) from exc
+
+
+@asynccontextmanager
+async def _database() -> AsyncIterator[None]:
+    """Turn the database being unreachable into a 503."""
+    try:
+        yield
+    except TransientFailure as exc:
+        raise ServiceUnavailable(
+            "The database is unavailable", details={"reason": str(exc)[:300]}
+        ) from exc
