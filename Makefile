@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install lint unit integration stack-up stack-down stack-status bench soak clean
+.PHONY: run test install lint unit integration stack-up stack-down stack-status bench soak clean browser
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,7 +20,7 @@ run: install stack-up
 	bash stack/run-demo.sh
 
 ## Everything CI runs: lint, types, unit and integration tests against the real stack.
-test: install stack-up lint
+test: install stack-up browser lint
 	$(BIN)/pytest -m "not soak" tests
 
 lint: install
@@ -31,8 +31,17 @@ lint: install
 unit: install
 	$(BIN)/pytest tests/unit
 
-integration: install stack-up
+integration: install stack-up browser
 	$(BIN)/pytest -m "integration and not soak" tests/integration
+
+## Headless Chromium, its driver and a Korean font for the console's browser test (Debian's).
+## Quick when they are installed; apt-get only when one is missing.
+BROWSER_PACKAGES := chromium chromium-driver fonts-noto-cjk
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	@dpkg-query -W -f='$${Status}\n' $(BROWSER_PACKAGES) 2>/dev/null | grep -c '^install ok installed$$' \
+	  | grep -qx $(words $(BROWSER_PACKAGES)) || { $(SUDO) apt-get update -qq \
+	  && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(BROWSER_PACKAGES); }
 
 stack-up:
 	bash stack/stack.sh start

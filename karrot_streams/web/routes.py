@@ -16,9 +16,13 @@ from karrot_streams.web.aggregates_views import (
     SellerSalesView,
 )
 from karrot_streams.web.auth import TokenCheck
+from karrot_streams.web.batch_views import PublishBatchView
+from karrot_streams.web.console_views import ConsoleAssetView, ConsoleView
+from karrot_streams.web.dlq_views import DeadLetterMessagesView, RedriveView
 from karrot_streams.web.events_views import EventView, PublishEventView
 from karrot_streams.web.middleware import api_middleware
 from karrot_streams.web.monitoring_views import DeadLettersView, HealthView, MetricsView
+from karrot_streams.web.stats_views import StatsView
 from karrot_streams.web.view import ApiView
 
 if TYPE_CHECKING:
@@ -26,6 +30,7 @@ if TYPE_CHECKING:
 
 ROUTES: tuple[tuple[str, type[ApiView]], ...] = (
     ("/api/v1/events", PublishEventView),
+    ("/api/v1/events/batch", PublishBatchView),
     ("/api/v1/events/{event_id}", EventView),
     ("/api/v1/categories", CategoriesView),
     ("/api/v1/categories/{category}", CategoryView),
@@ -33,9 +38,14 @@ ROUTES: tuple[tuple[str, type[ApiView]], ...] = (
     ("/api/v1/sellers/{seller_id}/sales", SellerSalesView),
     ("/api/v1/payments/daily", PaymentsDailyView),
     ("/api/v1/regions/{region}/new-users", RegionNewUsersView),
+    ("/api/v1/dlq/{topic}/messages", DeadLetterMessagesView),
+    ("/api/v1/dlq/{topic}/redrive", RedriveView),
     ("/api/v1/monitoring/health", HealthView),
     ("/api/v1/monitoring/dlq", DeadLettersView),
+    ("/api/v1/monitoring/stats", StatsView),
     ("/metrics", MetricsView),
+    ("/console", ConsoleView),
+    ("/console/{name}", ConsoleAssetView),
 )
 
 

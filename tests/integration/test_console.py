@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from selenium.common.exceptions import StaleElementReferenceException
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
@@ -27,7 +28,7 @@ from karrot_streams.avro.codec import encode
 from karrot_streams.avro.registry import WriterSchema
 from karrot_streams.events.model import Event
 from karrot_streams.events.types import PAYLOAD_RECORD_OF, EventType
-from karrot_streams.settings import Settings
+from karrot_streams.settings import INPUT_TOPICS, Settings
 from karrot_streams.traffic import Record, TrafficSpec, produce, records
 from tests.support.browser import chromium
 from tests.support.worker import ADMIN_TOKEN, API_TOKEN, WorkerProcess, free_port, new_app_id
@@ -36,9 +37,8 @@ pytestmark = pytest.mark.integration
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 STRICT_MESSAGE_LENGTH = 50  # the demo traffic's chat lines are at most 40 characters
-#: Long enough to catch up with what earlier tests left in the shared input topics.
-CATCH_UP_S = 240.0
 EVENTUALLY_S = 120.0
+LETTER_ATTRIBUTES = ("topic", "partition", "offset")
 LONG_MESSAGE = (
     "안녕하세요! 이 메시지는 콘솔 테스트를 위해 일부러 길게 쓴 채팅 메시지입니다. "
     "재처리하면 처리되어야 합니다."
@@ -71,14 +71,40 @@ class ConsoleWorker:
         await self.process.wait_ready()
 
 
+async def start_at_the_end(bootstrap: str, group_id: str, topics: Sequence[str]) -> None:
+    """Commit the input topics' end offsets for ``group_id`` before its first worker joins.
+
+    A new app id would otherwise read everything earlier tests left in the shared topics; the
+    console only needs what this test produces.
+    """
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        cluster = await consumer._client.fetch_all_metadata()
+        partitions = [
+            TopicPartition(topic, p)
+            for topic in topics
+            for p in sorted(cluster.partitions_for_topic(topic) or ())
+        ]
+        consumer.assign(partitions)
+        ends = await consumer.end_offsets(partitions)
+        await consumer.commit({tp: end for tp, end in ends.items()})
+    finally:
+        await consumer.stop()
+
+
 @pytest.fixture(scope="module")
 async def console_worker(
-    tmp_path_factory: pytest.TempPathFactory, input_writers: object
+    tmp_path_factory: pytest.TempPathFactory, settings: Settings, input_writers: object
 ) -> AsyncIterator[ConsoleWorker]:
     root = tmp_path_factory.mktemp("console-worker")
+    app_id = new_app_id("karrot-console")
+    await start_at_the_end(settings.kafka_bootstrap, app_id, INPUT_TOPICS)
     worker = ConsoleWorker(
         WorkerProcess(
-            app_id=new_app_id("karrot-console"),
+            app_id=app_id,
             data_dir=root / "data",
             log_path=root / "worker.log",
             extra_env={"KARROT_MAX_MESSAGE_LENGTH": str(STRICT_MESSAGE_LENGTH)},
@@ -113,8 +139,11 @@ def wait_for(
 
     try:
         result: T = WebDriverWait(driver, timeout_s, poll_frequency=0.5).until(attempt)
-    except Exception as exc:
-        raise AssertionError(f"{what} not seen in {timeout_s:g}s") from exc
+    except TimeoutException:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        driver.save_screenshot(str(ARTIFACTS / "console-failed.png"))
+        page = driver.find_element(By.TAG_NAME, "body").text
+        raise AssertionError(f"{what} not seen in {timeout_s:g}s; the page:\n{page}") from None
     return result
 
 
@@ -161,7 +190,8 @@ def long_chat_message(tag: str, writers: dict[str, WriterSchema]) -> Record:
 def full_page_screenshot(driver: WebDriver, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     height = int(driver.execute_script("return document.documentElement.scrollHeight"))
-    driver.set_window_size(1440, max(900, height + 40))
+    driver.set_window_size(1440, max(900, height + 160))  # the window's frame takes some
+    driver.execute_script("window.scrollTo(0, 0)")
     driver.save_screenshot(str(path))
     driver.set_window_size(1440, 1000)
 
@@ -201,10 +231,10 @@ async def test_console_shows_the_stream_and_redrives_a_dead_letter(
         API_TOKEN
     )
 
-    # Events flow: the counters, the chart and the event store's counts move.
-    await produce(
-        settings.kafka_bootstrap, list(records(TrafficSpec(count=400, tag=tag), input_writers))
-    )
+    # Events flow for ten seconds: the counters, the chart and the event store's counts move.
+    # Untagged: this worker's tables are its own, and the categories read as they would.
+    traffic = list(records(TrafficSpec(count=1500, seed=int(tag[1:-1], 16)), input_writers))
+    await produce(settings.kafka_bootstrap, traffic, rate=150)
     wait_for(
         browser,
         lambda d: by_id(d, "health-badge").get_attribute("data-status") == "UP",
@@ -218,17 +248,28 @@ async def test_console_shows_the_stream_and_redrives_a_dead_letter(
         ]
         return len(totals) == 4 and sum(totals) > 0
 
-    wait_for(browser, processed_totals, "processed counts", CATCH_UP_S)
-    processed = by_id(browser, "store-counts").find_element(
-        By.CSS_SELECTOR, "[data-status=PROCESSED] .value"
-    )
-    assert int(re.sub(r"\D", "", processed.text)) > 0
+    wait_for(browser, processed_totals, "processed counts")
+
+    def processed_in_store(d: WebDriver) -> bool:
+        cell = d.find_element(By.CSS_SELECTOR, "#store-counts [data-status=PROCESSED] .value")
+        return int(re.sub(r"\D", "", cell.text) or 0) > 0
+
+    wait_for(browser, processed_in_store, "event-store counts")
     wait_for(
         browser,
         lambda d: d.find_elements(By.CSS_SELECTOR, "#throughput-chart path.series"),
         "a rate line in the chart",
     )
-    wait_for(browser, lambda d: by_id(d, "lag-total").text == "total 0", "no lag", CATCH_UP_S)
+
+    def lag_of_input_topics(d: WebDriver) -> bool:
+        committed: dict[str, int] = {}
+        for row in d.find_elements(By.CSS_SELECTOR, "#lag-table tbody tr"):
+            topic, _, _, done, lag = (cell.text for cell in row.find_elements(By.TAG_NAME, "td"))
+            if topic in INPUT_TOPICS and done.replace(",", "").isdigit() and lag != "—":
+                committed[topic] = committed.get(topic, 0) + 1
+        return set(committed) == set(INPUT_TOPICS)
+
+    wait_for(browser, lag_of_input_topics, "lag per partition of the input topics")
     wait_for(
         browser,
         lambda d: d.find_elements(By.CSS_SELECTOR, "#top-items li[data-category]"),
@@ -246,12 +287,19 @@ async def test_console_shows_the_stream_and_redrives_a_dead_letter(
                 return row
         return None
 
-    row = wait_for(browser, poison_row, "the dead letter in the latest failures")
-    assert row.get_attribute("data-topic") == "dlq.chat-events"
-    assert "InvalidEvent" in row.text
-    assert f"{len(LONG_MESSAGE)} characters, at most {STRICT_MESSAGE_LENGTH}" in row.text
-    partition = row.get_attribute("data-partition")
-    offset = row.get_attribute("data-offset")
+    def poison_letter(d: WebDriver) -> dict[str, str] | None:
+        row = poison_row(d)
+        if row is None:
+            return None
+        return {name: row.get_attribute(f"data-{name}") or "" for name in LETTER_ATTRIBUTES} | {
+            "text": row.text
+        }
+
+    letter = wait_for(browser, poison_letter, "the dead letter in the latest failures")
+    assert letter["topic"] == "dlq.chat-events"
+    assert "InvalidEvent" in letter["text"]
+    assert f"{len(LONG_MESSAGE)} characters, at most {STRICT_MESSAGE_LENGTH}" in letter["text"]
+    partition, offset = letter["partition"], letter["offset"]
     full_page_screenshot(browser, ARTIFACTS / "console.png")
 
     # The rule is relaxed (a restart with the contract's limit); the page rides out the restart.
@@ -263,8 +311,14 @@ async def test_console_shows_the_stream_and_redrives_a_dead_letter(
     )
 
     # Inspect: headers, and the decoded value with its Korean text.
-    row = wait_for(browser, poison_row, "the dead letter after the restart")
-    row.find_element(By.TAG_NAME, "button").click()
+    def inspect_poison(d: WebDriver) -> bool:
+        row = poison_row(d)
+        if row is None:
+            return False
+        row.find_element(By.TAG_NAME, "button").click()  # stale if re-rendered: tried again
+        return True
+
+    wait_for(browser, inspect_poison, "the dead letter after the restart")
     wait_for(browser, lambda d: by_id(d, "inspect-dialog").is_displayed(), "the inspect dialog")
     headers = by_id(browser, "inspect-headers").text
     assert "exception_class" in headers
@@ -320,4 +374,5 @@ async def test_console_shows_the_stream_and_redrives_a_dead_letter(
 
     wait_for(browser, looked_up_status, "the redriven event PROCESSED")
     assert "CHAT_MESSAGE_SENT" in by_id(browser, "lookup-found").text
+    full_page_screenshot(browser, ARTIFACTS / "console-after-redrive.png")
     assert script_errors(browser) == []

@@ -45,7 +45,7 @@ def _binary(*names: str) -> str:
 @contextmanager
 def chromium(user_data_dir: Path) -> Iterator[webdriver.Chrome]:
     """A fresh headless Chromium with its own profile in ``user_data_dir``."""
-    os.environ["SE_OFFLINE"] = "true"  # Selenium Manager must never fetch a browser or driver
+    os.environ.setdefault("SE_OFFLINE", "true")  # Selenium Manager must never fetch anything
     options = webdriver.ChromeOptions()
     options.binary_location = _binary("chromium", "chromium-browser")
     for flag in CHROMIUM_FLAGS:
