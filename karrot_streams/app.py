@@ -11,7 +11,9 @@ from typing import Any
 
 import faust
 
+from karrot_streams.monitoring import liveness
 from karrot_streams.pipeline import agents as pipeline_agents
+from karrot_streams.provision import dead_letter_limits
 from karrot_streams.resources import Resources
 from karrot_streams.settings import Settings
 from karrot_streams.tables import agents as table_agents
@@ -43,7 +45,11 @@ def create_app(settings: Settings | None = None) -> KarrotApp:
         processing_guarantee=settings.processing_guarantee,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        producer_max_request_size=settings.max_record_bytes,
         broker_commit_every=1000,
+        # A SIGKILLed worker's partitions move after this, not after Faust's default minute.
+        broker_session_timeout=15.0,
+        broker_heartbeat_interval=3.0,
         broker_commit_interval=1.0,
         stream_buffer_maxsize=4096,
         web_in_thread=False,
@@ -65,11 +71,17 @@ def create_app(settings: Settings | None = None) -> KarrotApp:
     async def prepare() -> None:
         for topic in outputs:
             await topic.maybe_declare()
+        await dead_letter_limits(settings)
         await app.resources.ready()
+
+    @app.timer(settings.registry_check_s)  # type: ignore[untyped-decorator]
+    async def keep_registrations() -> None:
+        await app.resources.refresh_registrations()
 
     from karrot_streams.web import routes  # noqa: PLC0415  web imports the app's pieces
 
     routes.register(app)
+    liveness.register(app)
     return app
 
 

@@ -1,18 +1,32 @@
-"""The aggregate stages. Each reads facts keyed by what it counts and updates its tables."""
+"""The aggregate stages. Each reads facts keyed by what it counts and updates its tables.
+
+Stages take facts in batches: a key's facts are applied in order to one read of its value, which
+is written back once. Fewer table writes means fewer changelog records and JSON encodings, which
+is where a record-at-a-time stage spends its time. Acks are manual, after the writes, so Faust
+(which flushes its producer, changelogs included, before committing) never commits a fact whose
+effect is not durable.
+"""
 
 from __future__ import annotations
 
 import json
+import weakref
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import faust
+from faust.streams import _current_event
 
 from karrot_streams.pipeline.facts import table_key
-from karrot_streams.pipeline.handler import HeaderList
+from karrot_streams.pipeline.topics import InternalTopics
 from karrot_streams.resources import Resources
 from karrot_streams.tables import aggregates as agg
 from karrot_streams.tables.declarations import Tables, window_of
 from karrot_streams.tables.replay_guard import position_of
+
+#: Applies one batch of (event, fact) pairs; the events are acked after it returns.
+BatchStep = Callable[[list[tuple[Any, dict[str, Any]]]], Awaitable[None]]
 
 
 def facts_topic(app: faust.App, name: str, partitions: int) -> Any:
@@ -27,32 +41,74 @@ def facts_topic(app: faust.App, name: str, partitions: int) -> Any:
     )
 
 
-def register(app: faust.App, resources: Resources, tables: Tables) -> list[Any]:
-    topics = resources.topics
-    partitions = resources.settings.topic_partitions
+def grouped(
+    batch: Iterable[tuple[Any, dict[str, Any]]], key_of: Callable[[Any, dict[str, Any]], Any]
+) -> dict[Any, list[tuple[Any, dict[str, Any]]]]:
+    """The batch's facts by table key, each key's facts in arrival order."""
+    groups: dict[Any, list[tuple[Any, dict[str, Any]]]] = {}
+    for event, fact in batch:
+        groups.setdefault(key_of(event, fact), []).append((event, fact))
+    return groups
 
-    async def send(topic: str, key: str, value: dict[str, Any]) -> None:
-        headers: HeaderList | None = None
-        # Delivery is awaited by Faust's producer flush before it commits this offset.
-        await app.producer.send(
-            topic,
-            table_key(key),
-            json.dumps(value, ensure_ascii=False).encode(),
-            None,
-            None,
-            headers,
-        )
 
-    async def items(stream: Any) -> None:
-        async for fact in stream:
-            partition = stream.current_event.message.partition
+def batched(
+    settings_max: int, within_s: float, step: BatchStep
+) -> Callable[[Any], Awaitable[None]]:
+    async def consume(stream: Any) -> None:
+        async for events in stream.noack_take(settings_max, within=within_s):
+            await step([(event, event.value) for event in events])
+            for event in events:
+                await stream.ack(event)
+
+    return consume
+
+
+def in_partition_of(event: Any) -> None:
+    """Make ``event`` the current event of this task, for the table calls that follow.
+
+    Faust reads and stores a key, and sends its changelog record, in the partition of the
+    current event: in a batch that must be an event of the key at hand, not the batch's last.
+    Only the context variable is set: the stream's own ``current_event`` attribute belongs to
+    the task that fills the batch buffer, and changing it would swap the next record it adds.
+    """
+    _current_event.set(weakref.ref(event))
+
+
+def write(table: Any, key: Any, value: dict[str, Any], event: Any) -> None:
+    in_partition_of(event)
+    table[key] = value
+
+
+def read(table: Any, key: Any, event: Any) -> Any:
+    in_partition_of(event)
+    return table[key]
+
+
+@dataclass(frozen=True)
+class Stages:
+    """The batch step of each aggregate stage, over the app's tables."""
+
+    tables: Tables
+    topics: InternalTopics
+    send: Callable[[str, str, dict[str, Any]], Awaitable[None]]
+
+    async def items(self, batch: list[tuple[Any, dict[str, Any]]]) -> None:
+        # In arrival order, not grouped by item: the category stage's replay guard needs each
+        # upstream partition's effects in offset order. Each item is still written once.
+        states: dict[str, agg.ItemState] = {}
+        originals: dict[str, agg.ItemState] = {}
+        last: dict[str, Any] = {}
+        for event, fact in batch:
             item_id = fact["item_id"]
-            state = agg.item_from(tables.items[item_id], item_id)
+            if item_id not in states:
+                stored = read(self.tables.items, item_id, event)
+                states[item_id] = originals[item_id] = agg.item_from(stored, item_id)
+            last[item_id] = event
             at = agg.Applied(fact["source"], position_of(fact["offset"]))
             coordinate = f"{fact['source']}:{fact['offset']}"
             if fact["kind"] == "LISTED":
-                new, effects = agg.apply_item_listed(
-                    state,
+                states[item_id], effects = agg.apply_item_listed(
+                    states[item_id],
                     fact["category"],
                     fact["seller_id"],
                     fact["amount"],
@@ -61,14 +117,12 @@ def register(app: faust.App, resources: Resources, tables: Tables) -> list[Any]:
                     coordinate,
                 )
             else:
-                new, effects = agg.apply_item_sold(
-                    state, fact["amount"], fact["occurred_at"], at, coordinate
+                states[item_id], effects = agg.apply_item_sold(
+                    states[item_id], fact["amount"], fact["occurred_at"], at, coordinate
                 )
-            if new is not state:
-                tables.items[item_id] = agg.to_value(new)
             for effect in effects:
-                await send(
-                    topics.category_effects,
+                await self.send(
+                    self.topics.category_effects,
                     effect.category,
                     {
                         "kind": effect.kind,
@@ -76,68 +130,112 @@ def register(app: faust.App, resources: Resources, tables: Tables) -> list[Any]:
                         "amount": effect.amount,
                         "occurred_at": effect.occurred_at,
                         # Ordered per (item-stage partition, upstream partition): the mark key.
-                        "source": f"{partition}|{fact['source']}",
+                        "source": f"{event.message.partition}|{fact['source']}",
                         "position": effect.position,
                     },
                 )
+        for item_id, state in states.items():
+            if state is not originals[item_id]:
+                write(self.tables.items, item_id, agg.to_value(state), last[item_id])
 
-    async def categories(stream: Any) -> None:
-        async for effect in stream:
-            category = effect["category"]
-            at = agg.Applied(effect["source"], effect["position"])
-            stats = agg.category_from(tables.categories[category], category)
-            if effect["kind"] == "LISTED":
-                new = agg.apply_listing(stats, effect["amount"], at)
-                window = (category, window_of(tables.category_hourly, effect["occurred_at"]))
-                counted = agg.apply_count(
-                    agg.counter_from(tables.category_hourly[window]), effect["amount"], at
-                )
-                if counted is not None:
-                    tables.category_hourly[window] = agg.to_value(counted)
-            else:
-                new = agg.apply_category_sale(stats, effect["amount"], at)
-            if new is not None:
-                tables.categories[category] = agg.to_value(new)
-
-    async def sellers(stream: Any) -> None:
-        async for sale in stream:
-            seller_id = sale["seller_id"]
-            at = agg.Applied(sale["source"], sale["offset"])
-            new = agg.apply_seller_sale(
-                agg.seller_from(tables.sellers[seller_id], seller_id),
-                sale["amount"],
-                sale["fee"],
-                sale["net"],
-                sale["occurred_at"],
-                at,
+    async def categories(self, batch: list[tuple[Any, dict[str, Any]]]) -> None:
+        for category, effects in grouped(batch, lambda _, e: e["category"]).items():
+            last = effects[-1][0]
+            original = stats = agg.category_from(
+                read(self.tables.categories, category, last), category
             )
-            if new is not None:
-                tables.sellers[seller_id] = agg.to_value(new)
+            windows: dict[tuple[str, tuple[float, float]], agg.Counter] = {}
+            for _, effect in effects:
+                at = agg.Applied(effect["source"], effect["position"])
+                if effect["kind"] == "LISTED":
+                    stats = agg.apply_listing(stats, effect["amount"], at) or stats
+                    window = (
+                        category,
+                        window_of(self.tables.category_hourly, effect["occurred_at"]),
+                    )
+                    if window not in windows:
+                        stored = read(self.tables.category_hourly, window, last)
+                        windows[window] = agg.counter_from(stored)
+                    windows[window] = (
+                        agg.apply_count(windows[window], effect["amount"], at) or windows[window]
+                    )
+                else:
+                    stats = agg.apply_category_sale(stats, effect["amount"], at) or stats
+            if stats is not original:
+                write(self.tables.categories, category, agg.to_value(stats), last)
+            for window, counter in windows.items():
+                write(self.tables.category_hourly, window, agg.to_value(counter), last)
 
-    def windowed_counter(table: Any, amount_field: str | None) -> Any:
-        async def count(stream: Any) -> None:
-            async for fact in stream:
-                key = (stream.current_event.key, window_of(table, fact["occurred_at"]))
-                amount = int(fact[amount_field]) if amount_field else 0
-                at = agg.Applied(fact["source"], fact["offset"])
-                counted = agg.apply_count(agg.counter_from(table[key]), amount, at)
-                if counted is not None:
-                    table[key] = agg.to_value(counted)
+    async def sellers(self, batch: list[tuple[Any, dict[str, Any]]]) -> None:
+        for seller_id, sales in grouped(batch, lambda _, sale: sale["seller_id"]).items():
+            last = sales[-1][0]
+            original = state = agg.seller_from(
+                read(self.tables.sellers, seller_id, last), seller_id
+            )
+            for _, sale in sales:
+                at = agg.Applied(sale["source"], sale["offset"])
+                state = (
+                    agg.apply_seller_sale(
+                        state, sale["amount"], sale["fee"], sale["net"], sale["occurred_at"], at
+                    )
+                    or state
+                )
+            if state is not original:
+                write(self.tables.sellers, seller_id, agg.to_value(state), last)
+
+    @staticmethod
+    def windowed_counter(table: Any, amount_field: str | None) -> BatchStep:
+        async def count(batch: list[tuple[Any, dict[str, Any]]]) -> None:
+            def key_of(event: Any, fact: dict[str, Any]) -> Any:
+                return (event.key, window_of(table, fact["occurred_at"]))
+
+            for key, facts in grouped(batch, key_of).items():
+                last = facts[-1][0]
+                original = counter = agg.counter_from(read(table, key, last))
+                for _, fact in facts:
+                    amount = int(fact[amount_field]) if amount_field else 0
+                    at = agg.Applied(fact["source"], fact["offset"])
+                    counter = agg.apply_count(counter, amount, at) or counter
+                if counter is not original:
+                    write(table, key, agg.to_value(counter), last)
 
         return count
 
+
+def register(app: faust.App, resources: Resources, tables: Tables) -> list[Any]:
+    settings = resources.settings
+
+    async def send(topic: str, key: str, value: dict[str, Any]) -> None:
+        # Delivery is awaited by Faust's producer flush before it commits this offset.
+        await app.producer.send(
+            topic,
+            table_key(key),
+            json.dumps(value, ensure_ascii=False).encode(),
+            None,
+            None,
+            None,
+        )
+
+    stages = Stages(tables, resources.topics, send)
+    topics = resources.topics
+
+    def agent(topic: str, name: str, step: BatchStep) -> Any:
+        consume = batched(settings.batch_max, settings.batch_within_s, step)
+        source = facts_topic(app, topic, settings.topic_partitions)
+        return app.agent(source, name=name)(consume)
+
     return [
-        app.agent(facts_topic(app, topics.item_facts, partitions), name="aggregate.items")(items),
-        app.agent(
-            facts_topic(app, topics.category_effects, partitions), name="aggregate.categories"
-        )(categories),
-        app.agent(facts_topic(app, topics.seller_facts, partitions), name="aggregate.sellers")(
-            sellers
+        agent(topics.item_facts, "aggregate.items", stages.items),
+        agent(topics.category_effects, "aggregate.categories", stages.categories),
+        agent(topics.seller_facts, "aggregate.sellers", stages.sellers),
+        agent(
+            topics.volume_facts,
+            "aggregate.payment-volume",
+            Stages.windowed_counter(tables.payment_daily, "amount"),
         ),
-        app.agent(
-            facts_topic(app, topics.volume_facts, partitions), name="aggregate.payment-volume"
-        )(windowed_counter(tables.payment_daily, "amount")),
-        app.agent(facts_topic(app, topics.user_facts, partitions), name="aggregate.new-users")(
-            windowed_counter(tables.users_daily, None)
+        agent(
+            topics.user_facts,
+            "aggregate.new-users",
+            Stages.windowed_counter(tables.users_daily, None),
         ),
     ]

@@ -6,7 +6,7 @@ Values are plain dicts in tables (JSON in the changelog), dataclasses here.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -102,7 +102,8 @@ def iso(epoch_s: float | None) -> str | None:
 
 
 def to_value(obj: CategoryStats | SellerSales | Counter | ItemState) -> dict[str, Any]:
-    return asdict(obj)
+    # Shallow on purpose: dataclasses.asdict deep-copies every nested dict, on the hot path.
+    return {f.name: getattr(obj, f.name) for f in fields(obj)}
 
 
 def category_from(value: dict[str, Any] | None, category: str) -> CategoryStats:
