@@ -53,6 +53,7 @@ stack-status:
 	bash stack/stack.sh status
 
 bench: install stack-up
+	$(BIN)/pip install --quiet --no-deps -r bench/requirements-peer.txt
 	$(BIN)/python -m bench
 
 soak: install stack-up

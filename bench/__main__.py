@@ -1,0 +1,107 @@
+"""``python -m bench``: raw limit, karrot-streams, the Quix peer, latency, memory, recovery."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import statistics
+import sys
+import time
+
+from bench import karrot, latency, peer, profiling, raw, recovery, report
+from bench.context import Bench, open_bench
+from bench.options import Options, parse
+
+FALLBACK_LATENCY_RATE = 500.0
+
+
+def say(text: str) -> None:
+    print(f"[bench] {text}", file=sys.stderr, flush=True)
+
+
+async def _throughput(bench: Bench, results: report.Results) -> None:
+    """Rounds of raw, karrot, peer: each round sees about the same load from other processes."""
+    options = bench.options
+    with_peer = options.wants("peer") and peer.available()
+    if options.wants("peer") and not with_peer:
+        results.peer_status = f"pending: pip install {peer.PIN}"
+        say(f"peer skipped: quixstreams is not installed ({peer.PIN})")
+    elif with_peer:
+        results.peer_status = "measured"
+    for i in range(options.runs):
+        progress = f"{i + 1}/{options.runs}"
+        if options.wants("raw"):
+            results.raw.append(await raw.run(bench, i, bench.writers))
+            say(f"raw {progress}: {results.raw[-1].rate:,.0f} events/s")
+        if options.wants("karrot"):
+            run = await karrot.run(bench, i)
+            results.karrot.append(run)
+            say(
+                f"karrot {progress}: {run.rate:,.0f} events/s end to end,"
+                f" {run.pipeline_rate:,.0f} events/s pipeline stage"
+            )
+        if with_peer:
+            results.peer.append(await peer.run(bench, i))
+            say(f"peer {progress}: {results.peer[-1].rate:,.0f} events/s")
+
+
+async def _latency(bench: Bench, results: report.Results) -> None:
+    if bench.options.latency_rate:
+        rate = bench.options.latency_rate
+    elif results.karrot:
+        rate = 0.5 * statistics.median(r.rate for r in results.karrot)
+    else:
+        rate = FALLBACK_LATENCY_RATE
+        results.notes.append(f"latency at a fixed {rate:.0f}/s: karrot throughput not measured")
+    for i in range(bench.options.runs):
+        results.latency.append(await latency.run(bench, i, rate))
+        run = results.latency[-1]
+        store = f"{run.store.p50_ms:.0f}/{run.store.p99_ms:.0f} ms" if run.store else "-"
+        api = f"{run.api.p50_ms:.0f}/{run.api.p99_ms:.0f} ms" if run.api else run.api_status
+        say(f"latency {i + 1}/{bench.options.runs} @ {rate:,.0f}/s: row p50/p99 {store}, API {api}")
+
+
+async def _recovery(bench: Bench, results: report.Results) -> None:
+    filled, runs = await recovery.run(bench)
+    results.recovery_fill_s, results.recovery = filled, runs
+    for run in runs:
+        check = "read back" if run.verified else "NOT read back"
+        say(f"recovery of {run.keys:,} keys: ready after {run.seconds:.1f}s, a key {check}")
+
+
+async def _profile(bench: Bench, results: report.Results) -> None:
+    if not profiling.available():
+        results.notes.append("profile skipped: py-spy not on PATH (pip install py-spy)")
+        return
+    out = bench.options.artifacts / "profile.collapsed.txt"
+    run = await karrot.run(bench, 99, attach=profiling.attach_to(out))
+    results.profile = {"run_rate": run.rate, "collapsed_stacks": str(out)}
+    results.profile |= profiling.summarise(out)
+    say(f"profile: {out} ({results.profile.get('samples', 0)} samples)")
+
+
+async def main(options: Options) -> int:
+    started = time.time()
+    results = report.Results()
+    async with open_bench(options) as bench:
+        bench.logs.mkdir(parents=True, exist_ok=True)
+        say(f"run {bench.run_id}: {options.events:,} events x {options.runs} runs")
+        say(f"worker logs in {bench.logs}")
+        await _throughput(bench, results)
+        if options.wants("latency"):
+            await _latency(bench, results)
+        if options.wants("recovery"):
+            await _recovery(bench, results)
+        if options.profile:
+            await _profile(bench, results)
+        doc = report.document(bench, results, started)
+    report.write(options.json_path, doc)
+    print(report.table(results))
+    print(f"\nJSON: {options.json_path}  ({doc['duration_s']:.0f}s)")
+    for data_dir in bench.logs.glob("*.data"):
+        shutil.rmtree(data_dir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main(parse())))
