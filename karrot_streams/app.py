@@ -45,6 +45,9 @@ def create_app(settings: Settings | None = None) -> KarrotApp:
         processing_guarantee=settings.processing_guarantee,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        # Up to 5 ms to fill a produce request: a fifth less CPU per event (bench/), small cost
+        # in latency next to the batch windows.
+        producer_linger=0.005,
         producer_max_request_size=settings.max_record_bytes,
         broker_commit_every=1000,
         # A SIGKILLed worker's partitions move after this, not after Faust's default minute.

@@ -93,5 +93,40 @@ class Resources:
                 self.writers[name] = writer
         log.info("Schemas registered: %s", ids)
 
+    async def refresh_registrations(self) -> bool:
+        """Register our subjects again; True when the registry gave them other ids.
+
+        A registry that lost its state (Apicurio in memory, restarted) has forgotten our subjects
+        and numbers schemas from 1 again: our cached ids would frame enriched output, and the
+        events published over HTTP, with ids that name nothing there, or another schema.
+        Registering is idempotent, so while the registry remembers, this changes nothing.
+        """
+        if not self.is_ready:
+            return False
+        subjects = schemas.load_all()
+        try:
+            known = await self.registry.registered_ids(subjects)
+            expected = {value_subject(name): w.schema_id for name, w in self.writers.items()}
+            if all(known[subject] == expected.get(subject) for subject in subjects):
+                return False  # the usual answer: one read-only lookup per subject
+            ids = await self.registry.ensure(subjects)
+        except (TransientFailure, SchemaIncompatible) as exc:
+            log.debug("Registration check skipped: %s", exc)
+            return False
+        changed = []
+        for topic in INPUT_TOPICS:
+            for name in (topic, enriched_topic(topic)):
+                writer = self.registry.cached(ids[value_subject(name)])
+                current = self.writers.get(name)
+                if writer is not None and (
+                    current is None or current.schema_id != writer.schema_id
+                ):
+                    self.writers[name] = writer
+                    before = current.schema_id if current is not None else None
+                    changed.append(f"{name}: {before} -> {writer.schema_id}")
+        if changed:
+            log.warning("The schema registry gave our subjects new ids: %s", ", ".join(changed))
+        return bool(changed)
+
     async def close(self) -> None:
         await self.store.close()

@@ -62,6 +62,10 @@ class Settings(BaseSettings):
     #: How often the worker checks that the registry still knows its subjects (and registers
     #: them again if it forgot them, as an in-memory registry does when it restarts).
     registry_check_s: float = Field(default=15.0, gt=0)
+    #: Largest record the worker produces, and the ``max.message.bytes`` of the dead-letter
+    #: topics: a dead letter is its original record plus the failure headers, so a record just
+    #: under the broker's 1 MiB limit needs room above it to be dead-lettered at all.
+    max_record_bytes: int = Field(default=2 * 1024 * 1024, ge=1024 * 1024)
 
     @field_validator("api_tokens", "admin_tokens", mode="before")
     @classmethod

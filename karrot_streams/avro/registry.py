@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import fastavro
 import httpx
+from fastavro.schema import to_parsing_canonical_form
 from schema_registry.client import AsyncSchemaRegistryClient
 from schema_registry.client.errors import ClientError
 
@@ -23,6 +25,13 @@ from karrot_streams.events.failures import TransientFailure, UndecodableMessage
 log = logging.getLogger(__name__)
 
 COMPATIBILITY = "BACKWARD"
+#: How often an id whose cached schema failed to read a message may be looked up again.
+RECHECK_EVERY_S = 10.0
+#: After the registry did not answer a recheck, leave it alone this long (rechecks are a
+#: fallback; they must not slow the stream while the registry is away).
+RECHECK_AFTER_FAILURE_S = 30.0
+RECHECK_TIMEOUT_S = 1.0
+RECHECK_UNKNOWN_S = 1.0
 
 
 class SchemaIncompatible(Exception):
@@ -42,6 +51,10 @@ class SchemaRegistry:
         self._client = AsyncSchemaRegistryClient(url=url, timeout=httpx.Timeout(timeout_s))
         self._writers: dict[int, WriterSchema] = {}
         self._inflight: dict[int, asyncio.Future[WriterSchema]] = {}
+        #: Schemas an id named before the registry gave it another one (a registry that lost
+        #: its state, such as an in-memory one restarted, hands out ids from 1 again).
+        self._earlier: dict[int, list[WriterSchema]] = {}
+        self._recheck_after: dict[int, float] = {}
 
     def cached(self, schema_id: int) -> WriterSchema | None:
         return self._writers.get(schema_id)
@@ -67,6 +80,50 @@ class SchemaRegistry:
                 del self._inflight[schema_id]
         return await asyncio.shield(pending)
 
+    def alternatives(self, schema_id: int) -> list[WriterSchema]:
+        """What ``schema_id`` named earlier, newest first (empty unless the registry reset)."""
+        return list(self._earlier.get(schema_id, ()))
+
+    async def recheck(self, schema_id: int) -> WriterSchema | None:
+        """Ask the registry again for a cached id whose schema could not read a message.
+
+        Returns the schema if the registry now names another one under this id (it is cached as
+        the current one, the old one kept as an alternative); None if it is the same, unknown,
+        unreachable, or was asked too recently. Never raises: this is a fallback before a
+        message is dead-lettered, not a reason to stop the stream.
+        """
+        now = time.monotonic()
+        if now < self._recheck_after.get(schema_id, 0.0):
+            return None
+        self._recheck_after[schema_id] = now + RECHECK_EVERY_S
+        # The client library keeps its own id -> schema cache: ask the registry itself.
+        self._client.id_to_schema.pop(schema_id, None)
+        try:
+            fresh = await asyncio.wait_for(self._fetch(schema_id), RECHECK_TIMEOUT_S)
+        except (TransientFailure, TimeoutError):
+            self._recheck_after[schema_id] = now + RECHECK_AFTER_FAILURE_S
+            return None
+        except UndecodableMessage:
+            # Unknown there (yet): the registry may be filling up again after a reset.
+            self._recheck_after[schema_id] = now + RECHECK_UNKNOWN_S
+            return None
+        current = self._writers.get(schema_id)
+        if current is not None and _canonical(current) == _canonical(fresh):
+            return None
+        log.warning("Schema id %d now names another schema: the registry was reset", schema_id)
+        self._remember(fresh)
+        return fresh
+
+    def _remember(self, writer: WriterSchema) -> None:
+        """Cache ``writer`` as the current schema of its id, keeping a different earlier one."""
+        current = self._writers.get(writer.schema_id)
+        if current is not None and _canonical(current) != _canonical(writer):
+            earlier = self._earlier.setdefault(writer.schema_id, [])
+            earlier[:] = [current] + [
+                w for w in earlier if _canonical(w) not in {_canonical(current), _canonical(writer)}
+            ]
+        self._writers[writer.schema_id] = writer
+
     async def _fetch(self, schema_id: int) -> WriterSchema:
         try:
             schema = await self._client.get_by_id(schema_id)
@@ -88,6 +145,10 @@ class SchemaRegistry:
     async def ensure(self, schemas: Mapping[str, SubjectSchema]) -> dict[str, int]:
         """Set BACKWARD on each subject and register its schema; refuse an incompatible change."""
         ids: dict[str, int] = {}
+        # The client library caches subject -> schema -> id and would answer from memory; after
+        # a registry reset that answer is stale, so every call here asks the registry.
+        self._client.subject_to_schema_ids.clear()
+        self._client.subject_to_schema_versions.clear()
         try:
             for subject, schema in schemas.items():
                 await self._client.update_compatibility(COMPATIBILITY, subject)
@@ -101,12 +162,29 @@ class SchemaRegistry:
                         ) from exc
                     raise
                 ids[subject] = schema_id
-                self._writers[schema_id] = WriterSchema(
-                    schema_id, schema.record_name, schema.parsed
-                )
+                self._remember(WriterSchema(schema_id, schema.record_name, schema.parsed))
         except httpx.HTTPError as exc:
             raise TransientFailure(f"Schema registry unreachable at {self.url}: {exc}") from exc
         return ids
+
+    async def registered_ids(self, schemas: Mapping[str, SubjectSchema]) -> dict[str, int | None]:
+        """The id the registry has for each subject's schema now (None: not registered there).
+
+        Read-only lookups (``POST /subjects/{subject}``), asked of the registry itself, not of
+        the client library's memory.
+        """
+        self._client.subject_to_schema_ids.clear()
+        self._client.subject_to_schema_versions.clear()
+        found: dict[str, int | None] = {}
+        try:
+            for subject, schema in schemas.items():
+                version = await self._client.check_version(subject, schema.raw)
+                found[subject] = version.schema_id if version is not None else None
+        except httpx.HTTPError as exc:
+            raise TransientFailure(f"Schema registry unreachable at {self.url}: {exc}") from exc
+        except ClientError as exc:
+            raise TransientFailure(f"Schema registry error: {exc.message}") from exc
+        return found
 
     async def reachable(self) -> bool:
         try:
@@ -114,3 +192,7 @@ class SchemaRegistry:
         except (httpx.HTTPError, ClientError):
             return False
         return True
+
+
+def _canonical(writer: WriterSchema) -> str:
+    return str(to_parsing_canonical_form(writer.parsed))

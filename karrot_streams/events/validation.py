@@ -102,6 +102,9 @@ def check_id(value: object, field: str) -> str:
     assert text is not None  # noqa: S101
     if len(text) > MAX_ID_LENGTH:
         raise InvalidEvent(f"{field} is longer than {MAX_ID_LENGTH} characters", field=field)
+    if "\x00" in text:
+        # PostgreSQL text cannot hold NUL: such an id could never be stored or looked up.
+        raise InvalidEvent(f"{field} contains a NUL character", field=field)
     return text
 
 

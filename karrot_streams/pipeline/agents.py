@@ -68,6 +68,7 @@ def register(app: faust.App, resources: Resources) -> list[Any]:
                 backoff=resources.backoff,
                 health=resources.health,
                 metrics=resources.metrics,
+                max_message_length=settings.max_message_length,
             )
         return handler
 

@@ -25,6 +25,7 @@ from karrot_streams.avro.codec import encode
 from karrot_streams.avro.registry import SchemaRegistry, WriterSchema
 from karrot_streams.events.failures import RetriesExhausted, TransientFailure
 from karrot_streams.events.types import enriched_topic
+from karrot_streams.events.validation import MAX_MESSAGE_LENGTH
 from karrot_streams.monitoring.health import Health
 from karrot_streams.monitoring.metrics import Metrics
 from karrot_streams.pipeline.classify import classify
@@ -57,6 +58,7 @@ class BatchHandler:
         backoff: Backoff,
         health: Health,
         metrics: Metrics,
+        max_message_length: int = MAX_MESSAGE_LENGTH,
     ) -> None:
         self._registry = registry
         self._store = store
@@ -68,6 +70,7 @@ class BatchHandler:
         self._backoff = backoff
         self._health = health
         self._metrics = metrics
+        self._max_message_length = max_message_length
 
     async def handle(self, batch: Sequence[Incoming]) -> list[Outcome]:
         now = datetime.now(UTC)
@@ -100,7 +103,13 @@ class BatchHandler:
         attempt = 0
         while True:
             try:
-                outcome = await classify(message, self._registry, self._fee_rate, now)
+                outcome = await classify(
+                    message,
+                    self._registry,
+                    self._fee_rate,
+                    now,
+                    max_message_length=self._max_message_length,
+                )
             except TransientFailure as exc:
                 await self._wait("schema_registry", exc, attempt)
                 attempt += 1

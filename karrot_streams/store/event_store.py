@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -105,6 +105,19 @@ def collapse(rows: Iterable[StoreRow]) -> list[StoreRow]:
     return list(best.values())
 
 
+def _without_nul(row: StoreRow) -> StoreRow:
+    texts = (row.aggregate_id, row.event_type, row.event_data, row.failure_reason or "")
+    if not any("\x00" in text for text in texts):
+        return row
+    return replace(
+        row,
+        aggregate_id=row.aggregate_id.replace("\x00", "\ufffd"),
+        event_type=row.event_type.replace("\x00", "\ufffd"),
+        event_data=row.event_data.replace("\x00", "\ufffd"),
+        failure_reason=row.failure_reason and row.failure_reason.replace("\x00", "\ufffd"),
+    )
+
+
 _UPSERT = """
 INSERT INTO event_store AS s
     (event_id, aggregate_id, event_type, event_data, event_time, status, failure_reason,
@@ -175,7 +188,9 @@ class EventStore:
 
     async def upsert(self, rows: Iterable[StoreRow]) -> None:
         """Write many rows in one round trip; replays and stale statuses change nothing."""
-        unique = collapse(rows)
+        # PostgreSQL text cannot hold NUL (psycopg2 raises ValueError, not a database error):
+        # a row whose id has one cannot exist; elsewhere it becomes U+FFFD.
+        unique = [_without_nul(r) for r in collapse(rows) if "\x00" not in r.event_id]
         if not unique:
             return
         await self._execute(
@@ -201,6 +216,8 @@ class EventStore:
         await self._execute(_MARK_PUBLISHED, (_naive_utc(published_at), event_id))
 
     async def get(self, event_id: str) -> StoredEvent | None:
+        if "\x00" in event_id:
+            return None  # no stored id can contain NUL, and PostgreSQL refuses it in a query
         rows = await self._execute(_SELECT, (event_id,))
         if not rows:
             return None

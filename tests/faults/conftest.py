@@ -6,6 +6,9 @@ the table at the end and writes it to ``artifacts/faults.json``.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import fcntl
 import json
 import os
 from collections.abc import AsyncIterator, Callable
@@ -48,6 +51,10 @@ def outcomes(request: pytest.FixtureRequest) -> list[Outcome]:
 async def fault_stack() -> AsyncIterator[FaultStack]:
     """The stack the suite may break; started if needed, stopped at the end if it started it."""
     stack = FaultStack.from_env()
+    # One fault session at a time per stack: two would stop each other's services.
+    stack.stack_dir.mkdir(parents=True, exist_ok=True)
+    lock = (stack.stack_dir / "faults.lock").open("w")
+    await asyncio.to_thread(fcntl.flock, lock, fcntl.LOCK_EX)
     was_up = await stack.is_up()
     if not was_up:
         await stack.run("start")
@@ -55,14 +62,15 @@ async def fault_stack() -> AsyncIterator[FaultStack]:
     # A scenario may have left a service down or frozen: bring everything back, then (if this
     # session started the stack) stop it.
     for service in ("registry", "kafka", "postgres"):
-        try:
+        with contextlib.suppress(OSError, ValueError):
             stack.thaw(service)
-        except (OSError, ValueError):
-            pass
-    if not was_up and not os.environ.get("KARROT_FAULTS_KEEP_STACK"):
-        await stack.run("stop")
-    else:
-        await stack.run("start")
+    try:
+        if not was_up and not os.environ.get("KARROT_FAULTS_KEEP_STACK"):
+            await stack.run("stop")
+        else:
+            await stack.run("start")
+    finally:
+        lock.close()  # releases the lock
 
 
 @pytest.fixture(scope="session")
