@@ -20,6 +20,7 @@ from karrot_streams.pipeline.dead_letters import (
     RETRY_COUNT,
     previous_retry_count,
 )
+from karrot_streams.pipeline.messages import normalized_headers
 from karrot_streams.settings import INPUT_TOPICS
 
 REDRIVE_COUNT = "redrive_count"
@@ -53,9 +54,7 @@ class DeadLetter:
             timestamp=record.timestamp,
             key=record.key,
             value=record.value,
-            headers=tuple(
-                (str(k), bytes(v) if v is not None else b"") for k, v in record.headers or ()
-            ),
+            headers=normalized_headers(record.headers),
         )
 
     @property

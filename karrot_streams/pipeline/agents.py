@@ -9,7 +9,7 @@ import faust
 
 from karrot_streams.events.types import dead_letter_topic, enriched_topic
 from karrot_streams.pipeline.handler import BatchHandler, HeaderList
-from karrot_streams.pipeline.messages import Incoming
+from karrot_streams.pipeline.messages import Incoming, normalized_headers
 from karrot_streams.resources import Resources
 from karrot_streams.settings import INPUT_TOPICS
 
@@ -18,16 +18,13 @@ log = logging.getLogger(__name__)
 
 def incoming_of(event: Any) -> Incoming:
     message = event.message
-    headers = message.headers or ()
-    if isinstance(headers, dict):
-        headers = list(headers.items())
     return Incoming(
         topic=message.topic,
         partition=message.partition,
         offset=message.offset,
         key=message.key,
         value=message.value,
-        headers=tuple((str(k), bytes(v) if v is not None else b"") for k, v in headers),
+        headers=normalized_headers(message.headers),
         timestamp_ms=int(message.timestamp * 1000) if message.timestamp else None,
     )
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,6 +11,17 @@ from karrot_streams.events.failures import PoisonMessage
 from karrot_streams.events.model import Event
 
 Headers = Sequence[tuple[str, bytes]]
+
+
+def normalized_headers(headers: Any) -> tuple[tuple[str, bytes], ...]:
+    """Kafka headers as (name, bytes) pairs, whatever the client gave: a mapping, a list, None.
+
+    A header without a value keeps its name, with empty bytes.
+    """
+    if not headers:
+        return ()
+    pairs = headers.items() if isinstance(headers, Mapping) else headers
+    return tuple((str(k), bytes(v) if v is not None else b"") for k, v in pairs)
 
 
 @dataclass(frozen=True, slots=True)
