@@ -11,6 +11,8 @@ from karrot_streams.events.types import dead_letter_topic, enriched_topic
 from karrot_streams.pipeline.handler import BatchHandler, HeaderList
 from karrot_streams.pipeline.messages import Incoming, normalized_headers
 from karrot_streams.resources import Resources
+from karrot_streams.runtime.batches import ack_all, take_batches
+from karrot_streams.runtime.producer import BatchProducer
 from karrot_streams.settings import INPUT_TOPICS
 
 log = logging.getLogger(__name__)
@@ -43,10 +45,12 @@ def raw_topic(app: faust.App, name: str, partitions: int) -> Any:
 def register(app: faust.App, resources: Resources) -> list[Any]:
     settings = resources.settings
 
-    async def send(
+    async def send_one(
         topic: str, key: bytes | None, value: bytes | None, headers: HeaderList | None
     ) -> Any:
         return await app.producer.send(topic, key, value, None, None, headers)
+
+    producer = BatchProducer(app, send_one)
 
     handler: BatchHandler | None = None
 
@@ -57,7 +61,7 @@ def register(app: faust.App, resources: Resources) -> list[Any]:
             handler = BatchHandler(
                 registry=resources.registry,
                 store=resources.store,
-                send=send,
+                send=producer.send_all,
                 topics=resources.topics,
                 enriched_writers=resources.writers,
                 fee_rate=settings.fee_rate,
@@ -71,7 +75,7 @@ def register(app: faust.App, resources: Resources) -> list[Any]:
 
     async def consume(stream: Any) -> None:
         handle = (await get_handler()).handle
-        async for events in stream.noack_take(settings.batch_max, within=settings.batch_within_s):
+        async for events in take_batches(stream, settings.batch_max, settings.batch_within_s):
             try:
                 await handle([incoming_of(event) for event in events])
             except Exception as exc:
@@ -80,8 +84,7 @@ def register(app: faust.App, resources: Resources) -> list[Any]:
                 log.exception("Pipeline step failed; stopping the worker")
                 await app.crash(exc)
                 raise
-            for event in events:
-                await stream.ack(event)
+            ack_all(events)
 
     agents = []
     for name in INPUT_TOPICS:

@@ -6,10 +6,10 @@ done explicitly so each record keeps the source position the aggregates use to s
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from faust.serializers import codecs
 
 from karrot_streams.events.types import EventType
@@ -28,7 +28,7 @@ class Fact:
 
     def encoded(self) -> tuple[bytes, bytes]:
         # Keys as JSON strings: the bytes Faust tables use, so partitions line up (table_route).
-        return table_key(self.key), json.dumps(self.value, ensure_ascii=False).encode("utf-8")
+        return table_key(self.key), orjson.dumps(self.value)
 
 
 def facts_for(accepted: Accepted, topics: InternalTopics) -> list[Fact]:

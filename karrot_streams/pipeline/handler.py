@@ -17,7 +17,6 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
 
 import psycopg2
 
@@ -39,9 +38,16 @@ from karrot_streams.store.event_store import EventStore, Status, StoreRow
 log = logging.getLogger(__name__)
 
 HeaderList = list[tuple[str, bytes]]
-#: Enqueue a record; the awaitable it returns resolves once the broker has acknowledged it.
-Send = Callable[[str, bytes | None, bytes | None, HeaderList | None], Awaitable[Awaitable[Any]]]
 Outgoing = tuple[str, bytes | None, bytes | None, HeaderList | None]
+#: Send records and wait until the broker has each; returns those it refused, with why.
+SendAll = Callable[[Sequence[Outgoing]], Awaitable[list[tuple[Outgoing, BaseException]]]]
+#: W3C trace context: carried from a record to every record it causes.
+TRACE_HEADERS = frozenset({"traceparent", "tracestate"})
+
+
+def trace_context(headers: Sequence[tuple[str, bytes]]) -> HeaderList | None:
+    carried = [(name, value) for name, value in headers if name in TRACE_HEADERS]
+    return carried or None
 
 
 class BatchHandler:
@@ -50,7 +56,7 @@ class BatchHandler:
         *,
         registry: SchemaRegistry,
         store: EventStore,
-        send: Send,
+        send: SendAll,
         topics: InternalTopics,
         enriched_writers: Mapping[str, WriterSchema],
         fee_rate: Decimal,
@@ -202,19 +208,20 @@ class BatchHandler:
         topic = enriched_topic(incoming.topic)
         writer = self._enriched_writers[topic]
         key = incoming.key if incoming.key is not None else outcome.event.aggregate_id.encode()
+        trace = trace_context(incoming.headers) if incoming.headers else None
         records: list[Outgoing] = [
-            (topic, key, encode(writer.schema_id, writer.parsed, outcome.enriched), None)
+            (topic, key, encode(writer.schema_id, writer.parsed, outcome.enriched), trace)
         ]
         for fact in facts_for(outcome, self._topics):
             fact_key, fact_value = fact.encoded()
-            records.append((fact.topic, fact_key, fact_value, None))
+            records.append((fact.topic, fact_key, fact_value, trace))
         return records
 
     async def _emit(self, outcomes: list[Outcome], now: datetime) -> None:
         pending = [record for outcome in outcomes for record in self._outgoing(outcome, now)]
         attempt = 0
         while pending:
-            failed = await self._send_all(pending)
+            failed = await self._send(pending)
             if not failed:
                 self._recovered("kafka", attempt) if attempt else None
                 return
@@ -222,19 +229,3 @@ class BatchHandler:
             pending = [record for record, _ in failed]
             await self._wait("kafka", failed[0][1], attempt)
             attempt += 1
-
-    async def _send_all(self, records: list[Outgoing]) -> list[tuple[Outgoing, BaseException]]:
-        failed: list[tuple[Outgoing, BaseException]] = []
-        acks: list[tuple[Outgoing, Awaitable[Any]]] = []
-        for record in records:
-            try:
-                acks.append((record, await self._send(*record)))
-            except Exception as exc:  # noqa: BLE001  any producer error means: send it again
-                failed.append((record, exc))
-        results = await asyncio.gather(*(ack for _, ack in acks), return_exceptions=True)
-        for (record, _), result in zip(acks, results, strict=True):
-            if isinstance(result, BaseException):
-                if isinstance(result, asyncio.CancelledError):
-                    raise result
-                failed.append((record, result))
-        return failed

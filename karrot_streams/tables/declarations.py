@@ -8,6 +8,8 @@ from typing import Any
 
 import faust
 
+from karrot_streams.tables import codec
+
 HOUR = 3600.0
 DAY = 86400.0
 #: Hourly listing windows are kept a day longer than the seven the API promises.
@@ -26,28 +28,24 @@ class Tables:
 
     @classmethod
     def declare(cls, app: faust.App, partitions: int) -> Tables:
+        codec.register()
+
         def keyed(name: str, help_: str) -> Any:
             # Faust serialises str keys as JSON; the facts topics are keyed the same way, so
             # a key's partition is the same in both and table_route finds its owner.
-            return app.Table(
-                name,
-                default=dict,
-                key_type=str,
-                partitions=partitions,
-                help=help_,
-            )
-
-        def windowed(name: str, size: float, expires: timedelta, help_: str) -> Any:
-            return (
+            return codec.use_for_values(
                 app.Table(
                     name,
                     default=dict,
+                    key_type=str,
                     partitions=partitions,
                     help=help_,
                 )
-                .tumbling(size, expires=expires)
-                .table
             )
+
+        def windowed(name: str, size: float, expires: timedelta, help_: str) -> Any:
+            table = app.Table(name, default=dict, partitions=partitions, help=help_)
+            return codec.use_for_values(table.tumbling(size, expires=expires).table)
 
         return cls(
             items=keyed("items", "Per item: category, sales seen before the listing."),

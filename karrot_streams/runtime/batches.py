@@ -1,0 +1,71 @@
+"""An agent's stream taken a batch at a time, and acked a batch at a time.
+
+``Stream.noack_take`` runs a processor, sensors and a ``sleep(0)`` per event and fills its buffer
+from a second task. Here the agent's own task takes what its channel's queue holds, up to
+``max_`` events, waiting at most ``within_s`` for more once it has one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from faust.types import EventT
+
+from karrot_streams.runtime import internals
+
+
+async def take_batches(stream: Any, max_: int, within_s: float) -> AsyncIterator[list[Any]]:
+    """Yield lists of events from ``stream``'s channel; each list is acked by the caller."""
+    app = stream.app
+    consumer = app.consumer
+    # As Stream.noack_take does: the iterator clone is what the conductor delivers to.
+    channel = stream.channel.__aiter__()
+    queue = channel.queue
+    loop = asyncio.get_running_loop()
+    while True:
+        items = [await queue.get()]
+        deadline = loop.time() + within_s
+        while len(items) < max_:
+            while len(items) < max_ and not queue.empty():
+                items.append(queue.get_nowait())
+            if len(items) >= max_:
+                break
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            try:
+                items.append(await asyncio.wait_for(queue.get(), remaining))
+            except TimeoutError:
+                break
+        events = current_events(app, items)
+        if not events:
+            continue
+        tps = set()
+        for event in events:
+            message = event.message
+            if not message.tracked:
+                message.tracked = True
+                consumer.track_message(message)
+            tps.add(message.tp)
+        internals.mark_stream_inbound(app.monitor, tps)
+        yield events
+
+
+def current_events(app: Any, items: Sequence[Any]) -> list[Any]:
+    """The events of this generation; older ones are read again after the rebalance."""
+    generation_id = app.consumer_generation_id
+    if not app.flow_control.is_active():
+        return []
+    return [
+        item
+        for item in items
+        if isinstance(item, EventT) and item.message.generation_id == generation_id
+    ]
+
+
+def ack_all(events: Sequence[Any]) -> None:
+    """Mark a processed batch committable (Faust commits on its interval, after a flush)."""
+    for event in events:
+        event.ack()

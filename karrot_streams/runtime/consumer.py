@@ -1,0 +1,174 @@
+"""A Faust consumer that hands each fetch to the agents' queues in one step.
+
+Faust's drain loop awaits every record through the conductor under a lock and inside
+``wait_first`` (four tasks, an ``asyncio.wait`` and three cancellations per record). Here each
+fetched partition's records are turned into events and put on their channels' queues without
+awaiting, in one pass over the fetch, so no partition waits behind another's full queue.
+
+What still blocks goes the stock way or waits its turn:
+
+* flow stopped (a rebalance) or another generation: the rest of the fetch is dropped, as Faust's
+  ``getmany`` drops it; the partitions are read again from their committed offsets;
+* a full queue: what does not fit waits in order in ``_pending`` for its partition, which is
+  taken out of the fetch (``on_buffer_full``) until its queue has drained it;
+* Faust's producer buffer over its limit: delivery waits for it to ebb, as Faust's does;
+* a topic the runtime does not know (no subscribed channel, or a channel that deserialises):
+  the stock per-record callback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from typing import Any, ClassVar, cast
+
+from faust.types import TP
+
+from karrot_streams.runtime import internals
+
+log = logging.getLogger(__name__)
+
+RAW = "raw"
+#: Fetch wait while some partition still has records waiting for room in its queue.
+PENDING_POLL_S = 0.005
+
+
+def _is_raw(channel: Any) -> bool:
+    return getattr(channel, "key_serializer", None) == RAW and (
+        getattr(channel, "value_serializer", None) == RAW
+    )
+
+
+class BatchDeliveryConsumer(internals.consumer_class()):  # type: ignore[misc]
+    """Faust's aiokafka consumer with a drain loop that delivers a fetch at a time."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: Per partition, (queue, event) pairs fetched but not yet let into a full queue.
+        self._pending: dict[TP, deque[tuple[Any, Any]]] = {}
+        self.batches_delivered = 0
+        self.records_delivered = 0
+
+    async def _drain_messages(self, fetcher: Any) -> None:
+        consumer_should_stop = self._stopped.is_set
+        fetcher_should_stop = fetcher._stopped.is_set
+        try:
+            while not (consumer_should_stop() or fetcher_should_stop()):
+                if self._pending:
+                    self._flush_pending()
+                    if self._pending and not self._get_active_partitions():
+                        await asyncio.sleep(PENDING_POLL_S)
+                        continue
+                timeout = PENDING_POLL_S if self._pending else 1.0
+                records, active = await internals.next_records(self, timeout)
+                # Lets other tasks run even when every fetch returns at once.
+                await asyncio.sleep(0)
+                if records is None or self.should_stop:
+                    continue
+                if not self.flow_active:
+                    await self.perform_seek()
+                    continue
+                if records:
+                    await self._deliver_fetch(records, active)
+        except self.consumer_stopped_errors:
+            if self.transport.app.should_stop:
+                self.log.info("Broker stopped consumer, shutting down...")
+                return
+            raise
+        except asyncio.CancelledError:
+            if self.transport.app.should_stop:
+                self.log.info("Consumer shutting down for user cancel.")
+                return
+            raise
+        except Exception:
+            self.log.exception("Drain messages raised")
+            raise
+
+    async def _deliver_fetch(self, records: Any, active: set[TP] | None) -> None:
+        app = self.app
+        generation_id = app.consumer_generation_id
+        await app.producer.buffer.wait_until_ebb()
+        buffered = internals.buffered_partitions(self)
+        for tp, tp_records in records.items():
+            if not (self.flow_active and app.flow_control.is_active()):
+                return  # a rebalance began: the rest is read again after it
+            if app.consumer_generation_id != generation_id:
+                return
+            if active is not None and tp not in active and tp not in buffered:
+                continue
+            if not tp_records:
+                continue
+            app.monitor.track_tp_end_offset(tp, self.highwater(tp))
+            messages = [self._to_message(tp, record) for record in tp_records]
+            fresh = await self._advance_read_offset(tp, messages)
+            if fresh:
+                await self._deliver(tp, fresh)
+
+    async def _advance_read_offset(self, tp: TP, messages: list[Any]) -> list[Any]:
+        """Faust's per-record offset bookkeeping, for a partition's run of records."""
+        read_offsets = internals.read_offset(self)
+        acks_enabled = tp.topic in internals.acked_topics(self.app)
+        fresh = []
+        for message in messages:
+            offset = message.offset
+            r_offset = read_offsets.get(tp)
+            if r_offset is None or offset >= r_offset:
+                if r_offset and offset - r_offset > 1 and acks_enabled:
+                    await internals.add_gap(self, tp, r_offset + 1, offset)
+                read_offsets[tp] = offset
+                fresh.append(message)
+        return fresh
+
+    async def _deliver(self, tp: TP, messages: list[Any]) -> None:
+        channels = internals.subscribed_channels(self.app, tp.topic)
+        # Recovery applies a changelog record's own bytes; its key and value need no decoding.
+        changelogs = self.app.tables.changelog_queue
+        if not channels or not all(_is_raw(c) or c.queue is changelogs for c in channels):
+            for message in messages:
+                await self.wait_first(self.callback(message), self.suspend_flow.wait())
+            return
+        create_event = self.app.create_event
+        pending = self._pending.get(tp)
+        self.batches_delivered += 1
+        self.records_delivered += len(messages)
+        for channel in channels:
+            queue = channel.queue
+            for message in messages:
+                message.incref(1)
+                event = create_event(message.key, message.value, message.headers, message)
+                if pending is None and not queue.full():
+                    queue.put_nowait(event)
+                else:
+                    if pending is None:
+                        pending = self._pending[tp] = deque()
+                        self.on_buffer_full(tp)
+                    pending.append((queue, event))
+
+    def _flush_pending(self) -> None:
+        generation_id = self.app.consumer_generation_id
+        for tp in list(self._pending):
+            waiting = self._pending[tp]
+            while waiting:
+                queue, event = waiting[0]
+                if event.message.generation_id != generation_id:
+                    waiting.clear()  # fetched before a rebalance: read again from the commit
+                    break
+                if queue.full():
+                    break
+                queue.put_nowait(event)
+                waiting.popleft()
+            if not waiting:
+                del self._pending[tp]
+                self.on_buffer_drop(tp)
+
+    async def on_partitions_revoked(self, revoked: set[TP]) -> None:
+        for tp in revoked:
+            self._pending.pop(tp, None)
+        await super().on_partitions_revoked(revoked)
+
+
+class BatchTransport(internals.transport_class()):  # type: ignore[misc]
+    """Faust's aiokafka transport with the batch-delivery consumer."""
+
+    Consumer: ClassVar[type[Any]] = cast(type[Any], BatchDeliveryConsumer)

@@ -1,0 +1,127 @@
+"""Every place the batch runtime touches a private part of Faust, mode or aiokafka.
+
+Pinned together in pyproject.toml: faust-streaming 0.15.3, mode-streaming 0.4.x, aiokafka
+0.14.0. ``tests/unit/runtime/test_internals.py`` fails when any name used here changes shape on an
+upgrade; read the new source before changing the pins.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable, Mapping, MutableSet
+from typing import Any
+
+from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP
+
+#: Versions the names below were read from.
+FAUST_VERSION = "0.15.3"
+AIOKAFKA_VERSION = "0.14.0"
+
+
+def subscribed_channels(app: Any, topic: str) -> MutableSet[Any]:
+    """The iterator channels (one per agent actor) that receive records of ``topic``.
+
+    The conductor's own index, which its compiled per-partition callbacks close over.
+    """
+    index: Mapping[str, MutableSet[Any]] = app.topics._topic_name_index
+    return index.get(topic) or set()
+
+
+def acked_topics(app: Any) -> set[str]:
+    """Topics whose offsets Faust commits only once acked (every agent's source topic)."""
+    return app.topics._acking_topics  # type: ignore[no-any-return]
+
+
+def read_offset(consumer: Any) -> dict[TP, int | None]:
+    """Faust's per-partition offset of the last record handed to a stream (gap detection)."""
+    return consumer._read_offset  # type: ignore[no-any-return]
+
+
+async def add_gap(consumer: Any, tp: TP, offset_from: int, offset_to: int) -> None:
+    """Offsets the broker skipped (compaction, transaction markers): committable without acks."""
+    await consumer._add_gap(tp, offset_from, offset_to)
+
+
+def buffered_partitions(consumer: Any) -> set[TP]:
+    """Partitions Faust keeps out of the fetch because their stream's buffer is full."""
+    return consumer._buffered_partitions  # type: ignore[no-any-return]
+
+
+async def next_records(
+    consumer: Any,
+    timeout: float,  # noqa: ASYNC109  Faust's fetch wait, passed through
+) -> tuple[Mapping[TP, list[Any]] | None, set[TP] | None]:
+    """One fetch: the records per partition and the partitions that were active for it.
+
+    Faust's ``getmany`` does this and then yields one record at a time; the runtime takes the
+    whole map instead.
+    """
+    return await consumer._wait_next_records(timeout)  # type: ignore[no-any-return]
+
+
+def mark_stream_inbound(monitor: Any, tps: Iterable[TP]) -> None:
+    """Tell Faust's slow-processing check that these partitions' streams took records.
+
+    Faust sets this per event in a sensor hook the runtime does not call; without it Faust logs
+    ``Stream has not started processing`` for partitions that are being processed.
+    """
+    inbound = getattr(monitor, "stream_inbound_time", None)
+    if inbound is not None:
+        now = time.monotonic()
+        for tp in tps:
+            inbound[tp] = now
+
+
+def aiokafka_producer(app: Any) -> Any:
+    """The aiokafka producer behind Faust's, for batch sends (created on first use)."""
+    return app.producer._ensure_producer()
+
+
+async def wait_for_topic_metadata(producer: Any, topic: str) -> None:
+    await producer.client._wait_on_metadata(topic)
+
+
+def partitioner(producer: Any) -> Any:
+    """The partitioner aiokafka's ``send`` uses for a keyed record."""
+    return producer._partitioner
+
+
+def topic_partitions(producer: Any, topic: str) -> tuple[list[int], list[int]]:
+    """All and available partitions of ``topic``, as aiokafka's ``send`` passes them."""
+    metadata = producer._metadata
+    every = list(metadata.partitions_for_topic(topic) or ())
+    available = list(metadata.available_partitions_for_topic(topic) or ())
+    return every, available
+
+
+def consumer_class() -> type[Any]:
+    return faust_aiokafka.Consumer
+
+
+def transport_class() -> type[Any]:
+    return faust_aiokafka.Transport
+
+
+def current_loop() -> asyncio.AbstractEventLoop:
+    return asyncio.get_running_loop()
+
+
+def batch_transport(app: Any) -> Any:
+    """What ``App._new_transport`` builds, with the batch-delivery consumer.
+
+    Faust chooses the transport class by URL scheme; the app overrides the method instead of
+    registering a scheme, so ``KARROT_KAFKA_BOOTSTRAP`` stays a plain host list.
+    """
+    from karrot_streams.runtime.consumer import BatchTransport  # noqa: PLC0415  a cycle
+
+    return BatchTransport(app.conf.broker_consumer, app)
+
+
+def use_event_loop(name: str) -> None:
+    """Install the worker's event loop policy before Faust's worker creates its loop."""
+    import mode.loop  # noqa: PLC0415  only the worker entry point switches loops
+
+    if name != "asyncio":
+        mode.loop.use(name)
