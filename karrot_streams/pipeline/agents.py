@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust
@@ -16,6 +19,44 @@ from karrot_streams.runtime.producer import BatchProducer
 from karrot_streams.settings import INPUT_TOPICS
 
 log = logging.getLogger(__name__)
+
+#: Batches of one agent in flight: the next batch is classified and stored while the one
+#: before waits for Kafka's acknowledgements.
+PIPELINE_DEPTH = 2
+
+
+class EmitChain:
+    """Runs each batch's emit after the one before, and acks the batch when its emit is done.
+
+    Emits stay in offset order (the aggregates' replay guard needs a partition's facts in
+    order); only the preparation of the next batch overlaps them. An emit that raises is a bug:
+    ``on_error`` stops the worker, and no later batch is acked.
+    """
+
+    def __init__(self, on_error: Callable[[BaseException], Awaitable[None]]) -> None:
+        self._on_error = on_error
+        self._tail: asyncio.Task[None] | None = None
+        self._in_flight: deque[asyncio.Task[None]] = deque()
+
+    def then(self, emit: Awaitable[None], events: list[Any]) -> None:
+        previous = self._tail
+
+        async def run() -> None:
+            if previous is not None:
+                await previous
+            try:
+                await emit
+            except Exception as exc:
+                await self._on_error(exc)
+                raise
+            ack_all(events)
+
+        task = self._tail = asyncio.ensure_future(run())
+        self._in_flight.append(task)
+
+    async def wait_below(self, depth: int) -> None:
+        while self._in_flight and (self._in_flight[0].done() or len(self._in_flight) >= depth):
+            await self._in_flight.popleft()
 
 
 def incoming_of(event: Any) -> Incoming:
@@ -73,18 +114,23 @@ def register(app: faust.App, resources: Resources) -> list[Any]:
             )
         return handler
 
+    async def crash(exc: BaseException) -> None:
+        # A bug, not a bad message: stop the worker with the batch un-acked, so a restart
+        # reads it again instead of Faust acking it and moving on.
+        log.error("Pipeline step failed; stopping the worker", exc_info=exc)
+        await app.crash(exc)
+
     async def consume(stream: Any) -> None:
-        handle = (await get_handler()).handle
+        handler = await get_handler()
+        emits = EmitChain(crash)
         async for events in take_batches(stream, settings.batch_max, settings.batch_within_s):
+            await emits.wait_below(PIPELINE_DEPTH)
             try:
-                await handle([incoming_of(event) for event in events])
+                prepared = await handler.prepare([incoming_of(event) for event in events])
             except Exception as exc:
-                # A bug, not a bad message: stop the worker with the batch un-acked, so a
-                # restart reads it again instead of Faust acking it and moving on.
-                log.exception("Pipeline step failed; stopping the worker")
-                await app.crash(exc)
+                await crash(exc)
                 raise
-            ack_all(events)
+            emits.then(handler.emit(prepared), events)
 
     agents = []
     for name in INPUT_TOPICS:

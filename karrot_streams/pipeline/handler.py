@@ -15,6 +15,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -50,6 +51,14 @@ def trace_context(headers: Sequence[tuple[str, bytes]]) -> HeaderList | None:
     return carried or None
 
 
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A batch classified and stored, ready to be emitted."""
+
+    outcomes: list[Outcome]
+    now: datetime
+
+
 class BatchHandler:
     def __init__(
         self,
@@ -79,11 +88,27 @@ class BatchHandler:
         self._max_message_length = max_message_length
 
     async def handle(self, batch: Sequence[Incoming]) -> list[Outcome]:
+        """One batch, start to end: what :meth:`prepare` and :meth:`emit` do in turn."""
+        prepared = await self.prepare(batch)
+        await self.emit(prepared)
+        return prepared.outcomes
+
+    async def prepare(self, batch: Sequence[Incoming]) -> Prepared:
+        """Classify the batch and write its event-store rows (waits out outages)."""
         now = datetime.now(UTC)
         outcomes = [await self._classify(message, now) for message in batch]
         outcomes = await self._store_rows(outcomes)
-        await self._emit(outcomes, now)
-        self._metrics.batch_size.observe(len(batch))
+        return Prepared(outcomes, now)
+
+    async def emit(self, prepared: Prepared) -> None:
+        """Send what the batch causes and wait until Kafka has all of it (waits out outages).
+
+        A partition's batches must be emitted one after another, in offset order: the
+        aggregates' replay guard takes a record below its mark for a replay.
+        """
+        outcomes = prepared.outcomes
+        await self._emit(outcomes, prepared.now)
+        self._metrics.batch_size.observe(len(outcomes))
         for outcome in outcomes:
             topic = outcome.incoming.topic
             if isinstance(outcome, Accepted):
@@ -91,7 +116,6 @@ class BatchHandler:
             else:
                 reason = type(outcome.failure).__name__
                 self._metrics.dead_lettered.labels(topic, reason).inc()
-        return outcomes
 
     async def _wait(self, component: str, exc: BaseException, attempt: int) -> None:
         if attempt == 0:

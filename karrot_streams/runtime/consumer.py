@@ -90,7 +90,9 @@ class BatchDeliveryConsumer(internals.consumer_class()):  # type: ignore[misc]
         generation_id = app.consumer_generation_id
         await app.producer.buffer.wait_until_ebb()
         buffered = internals.buffered_partitions(self)
-        for tp, tp_records in records.items():
+        for fetched_tp, tp_records in records.items():
+            # aiokafka's TopicPartition; Faust's partition sets take only its own TP.
+            tp = TP(fetched_tp.topic, fetched_tp.partition)
             if not (self.flow_active and app.flow_control.is_active()):
                 return  # a rebalance began: the rest is read again after it
             if app.consumer_generation_id != generation_id:
