@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -105,19 +106,24 @@ def format_kst(moment: datetime) -> str:
     return moment.astimezone(SEOUL).strftime(KST_FORMAT)
 
 
+@lru_cache(maxsize=16)
+def _processing_times(processed_at: datetime) -> tuple[datetime, str, str]:
+    """A batch's processing time in its three forms; the whole batch shares one."""
+    utc = processed_at.astimezone(UTC)
+    return utc, utc.isoformat(timespec="milliseconds").replace("+00:00", "Z"), format_kst(utc)
+
+
 def enrich(
     event: Event, source: SourcePosition, processed_at: datetime, fee_rate: Decimal
 ) -> dict[str, Any]:
     """The enriched Avro record: the envelope, where and when it was processed, derived fields."""
-    processed_utc = processed_at.astimezone(UTC)
+    processed_utc, processed_iso, processed_kst = _processing_times(processed_at)
     return {
         **event.to_avro(),
         "processing": {
             "processedAt": processed_utc,
-            "processedAtUtc": processed_utc.isoformat(timespec="milliseconds").replace(
-                "+00:00", "Z"
-            ),
-            "processedAtKst": format_kst(processed_utc),
+            "processedAtUtc": processed_iso,
+            "processedAtKst": processed_kst,
             "sourceTopic": source.topic,
             "sourcePartition": source.partition,
             "sourceOffset": source.offset,

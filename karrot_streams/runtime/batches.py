@@ -19,7 +19,10 @@ from karrot_streams.runtime import internals
 async def take_batches(stream: Any, max_: int, within_s: float) -> AsyncIterator[list[Any]]:
     """Yield lists of events from ``stream``'s channel; each list is acked by the caller."""
     app = stream.app
-    consumer = app.consumer
+    name = stream.channel.get_topic_name()
+    # Faust's sensor hook per tracked message is skipped: the consumer records each fetched
+    # partition's end offset once per fetch instead.
+    unacked = app.consumer.unacked
     # As Stream.noack_take does: the iterator clone is what the conductor delivers to.
     channel = stream.channel.__aiter__()
     queue = channel.queue
@@ -42,14 +45,18 @@ async def take_batches(stream: Any, max_: int, within_s: float) -> AsyncIterator
         events = current_events(app, items)
         if not events:
             continue
-        tps = set()
+        offsets: dict[Any, int] = {}
         for event in events:
             message = event.message
             if not message.tracked:
                 message.tracked = True
-                consumer.track_message(message)
-            tps.add(message.tp)
-        internals.mark_stream_inbound(app.monitor, tps)
+                unacked.add(message)
+            offsets[message.tp] = message.offset
+        monitor = app.monitor
+        internals.mark_stream_inbound(monitor, offsets)
+        on_batch_in = getattr(monitor, "on_batch_in", None)
+        if on_batch_in is not None:
+            on_batch_in(name, offsets, len(events))
         yield events
 
 

@@ -43,6 +43,24 @@ class CommitMonitor(PrometheusMonitor):
     def on_message_out(self, tp: Any, offset: int, message: Any) -> None:
         return None
 
+    def on_batch_in(self, topic: str, offsets: dict[Any, int], count: int) -> None:
+        """Faust's standard message and event counters, fed a batch at a time.
+
+        ``offsets`` is the highest offset taken per partition of ``topic``; ``count`` the
+        batch's events.
+        """
+        metrics = self._metrics
+        metrics.messages_received.inc(count)
+        metrics.total_events.inc(count)
+        metrics.total_events_per_stream.labels(stream=f"stream.{topic}.events").inc(count)
+        metrics.messages_received_per_topics.labels(topic=topic).inc(count)
+        for tp, offset in offsets.items():
+            metrics.messages_received_per_topics_partition.labels(
+                topic=tp.topic, partition=tp.partition
+            ).set(offset)
+        self.messages_received_total += count
+        self.events_total += count
+
     def committed_offsets(self) -> dict[Any, int]:
         return dict(self.tp_committed_offsets)
 
