@@ -42,9 +42,11 @@ class Settings(BaseSettings):
     topic_partitions: int = Field(default=4, ge=1)
     topic_replication: int = Field(default=1, ge=1)
     processing_guarantee: ProcessingGuarantee = "at_least_once"
-    #: The worker's event loop (``faust -A karrot_streams.app worker``): uvloop takes about a
-    #: third less CPU in the loop's own machinery.
-    event_loop: EventLoop = "uvloop"
+    #: The worker's event loop (``faust -A karrot_streams.app worker``). uvloop is installed
+    #: but not the default: with it, aiopg 1.4.0 cannot reconnect after a failed handshake
+    #: (a PostgreSQL restart): the stale poll handle of the reused socket raises "the handler
+    #: is closed" on every new connection (aio-libs/aiopg#909, fix #926 unreleased).
+    event_loop: EventLoop = "asyncio"
 
     batch_max: int = Field(default=500, ge=1, description="Events handled together per agent step.")
     batch_within_s: float = Field(default=0.05, gt=0)

@@ -28,7 +28,11 @@ async def take_batches(stream: Any, max_: int, within_s: float) -> AsyncIterator
     queue = channel.queue
     loop = asyncio.get_running_loop()
     while True:
-        items = [await queue.get()]
+        try:
+            items = [await queue.get()]
+        except StopAsyncIteration:
+            return  # the stream is stopping: Faust throws this into its channel
+
         deadline = loop.time() + within_s
         while len(items) < max_:
             while len(items) < max_ and not queue.empty():
@@ -40,7 +44,7 @@ async def take_batches(stream: Any, max_: int, within_s: float) -> AsyncIterator
                 break
             try:
                 items.append(await asyncio.wait_for(queue.get(), remaining))
-            except TimeoutError:
+            except (TimeoutError, StopAsyncIteration):
                 break
         events = current_events(app, items)
         if not events:

@@ -21,11 +21,31 @@ class CommitMonitor(PrometheusMonitor):
         super().__init__(metrics=metrics, **kwargs)
         self.started_at = time.monotonic()
         self.last_commit_at: float | None = None
+        #: When each partition's committed offset last moved.
+        self._moved_at: dict[Any, float] = {}
+        #: Since when each partition has had records waiting without its commit moving.
+        self._waiting: dict[Any, float] = {}
 
     def on_tp_commit(self, tp_offsets: Any) -> None:
         super().on_tp_commit(tp_offsets)
         if tp_offsets:
-            self.last_commit_at = time.monotonic()
+            now = self.last_commit_at = time.monotonic()
+            for tp in tp_offsets:
+                self._moved_at[tp] = now
+
+    def waiting_since(self, behind: set[Any], now: float) -> dict[Any, float]:
+        """For each partition in ``behind``: since when it has waited without progress.
+
+        A partition that catches up, or whose commit moves, starts again from that moment.
+        """
+        for tp in [tp for tp in self._waiting if tp not in behind]:
+            del self._waiting[tp]
+        for tp in behind:
+            since = self._waiting.setdefault(tp, now)
+            moved = self._moved_at.get(tp)
+            if moved is not None and moved > since:
+                self._waiting[tp] = moved
+        return {tp: self._waiting[tp] for tp in behind}
 
     # Faust's per-record sensor hooks cost about a sixth of a worker's CPU (bench/, py-spy). The
     # health and lag views need only the end offset seen per partition and the commits.

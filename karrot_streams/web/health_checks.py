@@ -95,6 +95,8 @@ def commit_progress(
     committed: Mapping[Any, int],
     fetched: Set[Any],
     stall_s: float,
+    waiting_since: Mapping[Any, float] | None = None,
+    agent_of: Mapping[str, str] | None = None,
 ) -> Check:
     """DOWN when records wait on assigned partitions and no commit happened for ``stall_s``.
 
@@ -112,16 +114,47 @@ def commit_progress(
     since = last_commit_at if last_commit_at is not None else started_at
     age = max(0.0, now - since)
     waiting = lag > 0 or uncommitted > 0
+    # Per partition too: one agent stalled while the others commit is stuck all the same.
+    stalled = sorted(
+        tp for tp, waited_from in (waiting_since or {}).items() if now - waited_from > stall_s
+    )
+    agents = sorted({(agent_of or {}).get(tp.topic, tp.topic) for tp in stalled})
     return Check(
-        not (waiting and age > stall_s),
+        not (waiting and age > stall_s) and not stalled,
         {
             "lag": lag,
             "partitionsNeverCommitted": uncommitted,
             "lastCommitAgeSeconds": None if last_commit_at is None else round(age, 1),
             "stallThresholdSeconds": stall_s,
             "assignedPartitions": len(highwaters),
+            "stalledPartitions": [f"{tp.topic}:{tp.partition}" for tp in stalled],
+            "stalledAgents": agents,
         },
     )
+
+
+def behind(
+    highwaters: Mapping[Any, int], committed: Mapping[Any, int], fetched: Set[Any]
+) -> set[Any]:
+    """Partitions with records this worker has not committed yet."""
+    out = set()
+    for tp, end in highwaters.items():
+        done = committed.get(tp)
+        if (done is not None and end > done) or (done is None and tp in fetched and end > 0):
+            out.add(tp)
+    return out
+
+
+def agents_by_topic(app: Any) -> dict[str, str]:
+    """Which agent reads each source topic (for naming a stalled partition's agent)."""
+    out = {}
+    for agent in app.agents.values():
+        try:
+            topic = agent.channel.get_topic_name()
+        except (AttributeError, NotImplementedError):
+            continue
+        out[topic] = str(agent.name)
+    return out
 
 
 async def commits(app: Any, monitor: CommitMonitor, stall_s: float) -> Check:
@@ -137,12 +170,17 @@ async def commits(app: Any, monitor: CommitMonitor, stall_s: float) -> Check:
         highwaters = {tp: int(end) for tp, end in fresh.items() if end is not None}
     except Exception:  # noqa: BLE001  the broker check reports why; use what was last fetched
         highwaters = {tp: int(end) for tp, end in known.items()}
+    now = time.monotonic()
+    committed = monitor.committed_offsets()
+    fetched = monitor.fetched_partitions()
     return commit_progress(
-        now=time.monotonic(),
+        now=now,
         started_at=monitor.started_at,
         last_commit_at=monitor.last_commit_at,
         highwaters=highwaters,
-        committed=monitor.committed_offsets(),
-        fetched=monitor.fetched_partitions(),
+        committed=committed,
+        fetched=fetched,
         stall_s=stall_s,
+        waiting_since=monitor.waiting_since(behind(highwaters, committed, fetched), now),
+        agent_of=agents_by_topic(app),
     )

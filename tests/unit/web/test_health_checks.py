@@ -5,7 +5,12 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
+from faust.sensors.prometheus import FaustMetrics
+from faust.types import TP
+from prometheus_client import CollectorRegistry
+
 from karrot_streams.monitoring.health import Health
+from karrot_streams.web.commit_monitor import CommitMonitor
 from karrot_streams.web.health_checks import commit_progress, pipeline, tables
 
 STALL = 120.0
@@ -91,3 +96,41 @@ def test_tables_up_once_recovered_for_the_current_assignment() -> None:
     rebalancing = tables(fake_app(completed=True, actives_ready=False))
     assert not rebalancing.up
     assert rebalancing.details["rebalancing"] is True
+
+
+def test_one_stalled_agent_is_down_while_others_commit() -> None:
+    items, facts = TP("item-events", 0), TP("app.facts.items", 0)
+    check = commit_progress(
+        now=1000.0,
+        started_at=0.0,
+        last_commit_at=999.0,  # the pipeline commits all the time
+        highwaters={items: 10, facts: 50},
+        committed={items: 10, facts: 20},
+        fetched={items, facts},
+        stall_s=STALL,
+        waiting_since={facts: 1000.0 - STALL - 1},
+        agent_of={"app.facts.items": "aggregate.items"},
+    )
+    assert not check.up
+    assert check.details["stalledPartitions"] == ["app.facts.items:0"]
+    assert check.details["stalledAgents"] == ["aggregate.items"]
+
+
+def test_a_partition_waiting_less_than_the_threshold_is_up() -> None:
+    facts = TP("app.facts.items", 0)
+    check = progress(
+        highwaters={facts: 50}, committed={facts: 20}, waiting_since={facts: 1000.0 - STALL + 1}
+    )
+    assert check.up
+    assert check.details["stalledPartitions"] == []
+
+
+def test_waiting_since_restarts_when_a_commit_moves() -> None:
+    monitor = CommitMonitor(metrics=FaustMetrics.create(CollectorRegistry(), "t"))
+    tp = TP("t", 0)
+    assert monitor.waiting_since({tp}, 100.0) == {tp: 100.0}
+    assert monitor.waiting_since({tp}, 200.0) == {tp: 100.0}
+    monitor._moved_at[tp] = 150.0  # as on_tp_commit records it
+    assert monitor.waiting_since({tp}, 210.0) == {tp: 150.0}
+    assert monitor.waiting_since(set(), 220.0) == {}
+    assert monitor.waiting_since({tp}, 230.0) == {tp: 230.0}  # caught up in between

@@ -1,0 +1,109 @@
+"""Fails when a Faust, mode or aiokafka internal the batch runtime uses changes shape.
+
+Each name below is used by ``karrot_streams/runtime``. On an upgrade that breaks one of these,
+read the new upstream source and adapt ``runtime/internals.py`` before moving the pins.
+"""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+import aiokafka
+import faust
+from aiokafka.producer.producer import AIOKafkaProducer
+from faust.sensors.monitor import Monitor
+from faust.tables.base import Collection
+from faust.tables.manager import TableManager
+from faust.transport import consumer as faust_consumer
+from faust.transport.drivers import aiokafka as faust_aiokafka
+
+from karrot_streams.runtime import internals
+
+
+def test_pinned_versions_are_the_ones_read() -> None:
+    assert faust.__version__ == internals.FAUST_VERSION
+    assert aiokafka.__version__ == internals.AIOKAFKA_VERSION
+
+
+def test_drain_loop_is_the_fetchers_entry_point() -> None:
+    assert list(inspect.signature(faust_consumer.Consumer._drain_messages).parameters) == [
+        "self",
+        "fetcher",
+    ]
+    # The fetcher's background task (a mode ServiceTask wrapping the coroutine function).
+    assert "await consumer._drain_messages(self)" in Path(faust_consumer.__file__).read_text()
+
+
+def test_consumer_internals_used_by_the_drain_loop() -> None:
+    consumer = faust_aiokafka.Consumer
+    for name in (
+        "_wait_next_records",
+        "_add_gap",
+        "_to_message",
+        "_get_active_partitions",
+        "on_buffer_full",
+        "on_buffer_drop",
+        "perform_seek",
+        "wait_first",
+        "highwater",
+        "on_partitions_revoked",
+    ):
+        assert callable(getattr(consumer, name)), name
+    init = inspect.getsource(faust_consumer.Consumer.__init__)
+    for attribute in ("_read_offset", "_buffered_partitions", "_unacked_messages"):
+        assert f"self.{attribute} =" in init, attribute
+    assert list(inspect.signature(consumer._wait_next_records).parameters) == ["self", "timeout"]
+    assert list(inspect.signature(consumer._add_gap).parameters) == [
+        "self",
+        "tp",
+        "offset_from",
+        "offset_to",
+    ]
+    # getmany's own loop, which the runtime replaces, does what the runtime repeats.
+    getmany = inspect.getsource(faust_consumer.Consumer.getmany)
+    assert "self._wait_next_records(timeout)" in getmany
+    assert "self.perform_seek()" in getmany
+    assert "self._buffered_partitions" in getmany
+
+
+def test_conductor_indexes() -> None:
+    app = faust.App("internals-shape", autodiscover=False)
+    conductor = app.topics
+    assert isinstance(conductor._topic_name_index, dict)
+    assert isinstance(conductor._acking_topics, set)
+    assert "_topic_name_index" in inspect.getsource(type(conductor)._update_indices)
+
+
+def test_transport_is_built_by_the_app() -> None:
+    assert "transport.by_url" in inspect.getsource(faust.App._new_transport)
+    assert faust_aiokafka.Transport.Consumer is faust_aiokafka.Consumer
+
+
+def test_producer_batch_api() -> None:
+    assert callable(faust_aiokafka.Producer._ensure_producer)
+    for name in ("create_batch", "send_batch", "_partition"):
+        assert callable(getattr(AIOKafkaProducer, name)), name
+    init = inspect.getsource(AIOKafkaProducer.__init__)
+    assert "self._partitioner =" in init
+    assert "self._metadata =" in init
+    assert list(inspect.signature(AIOKafkaProducer.send_batch).parameters) == [
+        "self",
+        "batch",
+        "topic",
+        "partition",
+    ]
+
+
+def test_table_value_serializer_is_read_when_used() -> None:
+    assert "value_serializer=self.value_serializer" in inspect.getsource(
+        Collection._new_store_by_url
+    )
+    assert "value_serializer = self.value_serializer" in inspect.getsource(
+        Collection.send_changelog
+    )
+    assert isinstance(TableManager.changelog_queue, property)
+
+
+def test_monitor_inbound_times() -> None:
+    assert "stream_inbound_time" in inspect.getsource(Monitor.__init__)
