@@ -40,6 +40,10 @@ async def _throughput(bench: Bench, results: report.Results) -> None:
                 f"karrot {progress}: {run.rate:,.0f} events/s end to end,"
                 f" {run.pipeline_rate:,.0f} events/s pipeline stage"
             )
+        if options.wants("split"):
+            run = await karrot.run(bench, i, layout="split")
+            results.split.append(run)
+            say(f"split {progress}: {run.rate:,.0f} events/s end to end (pipeline + aggregates)")
         if with_peer:
             results.peer.append(await peer.run(bench, i))
             say(f"peer {progress}: {results.peer[-1].rate:,.0f} events/s")

@@ -62,15 +62,26 @@ class CpuShare:
 
 
 class CpuWindow:
-    def __init__(self, pid: int) -> None:
-        self._pid = pid
+    """CPU of the process(es) under test; several pids (a split layout) are summed."""
+
+    def __init__(self, pid: int, *more: int) -> None:
+        self._pids = (pid, *more)
         self._wall = time.monotonic()
-        self._process = process_cpu_s(pid) or 0.0
+        self._process = self._processes() or 0.0
         self._machine = machine_busy_s()
         self._stack = _stack_cpu()
 
+    def _processes(self) -> float | None:
+        total = 0.0
+        for pid in self._pids:
+            cpu = process_cpu_s(pid)
+            if cpu is None:
+                return None
+            total += cpu
+        return total
+
     def close(self) -> CpuShare | None:
-        process = process_cpu_s(self._pid)
+        process = self._processes()
         wall = time.monotonic() - self._wall
         if process is None or wall <= 0:
             return None

@@ -57,7 +57,7 @@ class KarrotRun:
 async def _wait_done(
     bench: Bench,
     probe: StoreProbe,
-    worker: Worker,
+    workers: list[Worker],
     app_id: str,
     tag: str,
     since: datetime,
@@ -66,21 +66,25 @@ async def _wait_done(
     attach: Attach | None,
 ) -> CpuShare | None:
     internal = InternalTopics(app_id).all()
+    # A split layout's aggregates process reads the facts in a group of its own.
+    facts_group = app_id if len(workers) == 1 else f"{app_id}-aggregates"
+    worker = workers[0]
     deadline = time.monotonic() + TIMEOUT_S
     detach: Callable[[], Awaitable[None]] | None = None
     window: CpuWindow | None = None
     try:
         while time.monotonic() < deadline:
-            if not worker.alive():
-                raise RuntimeError(f"worker exited: {worker.tail()}")
+            for each in workers:
+                if not each.alive():
+                    raise RuntimeError(f"worker exited: {each.tail()}")
             rows = await probe.count(tag, since)
             if rows and window is None:
-                window = CpuWindow(worker.pid)
+                window = CpuWindow(*(each.pid for each in workers))
                 detach = await attach(worker) if attach is not None else None
             if (
                 rows >= n
                 and await kafka_io.group_reached(bench.bootstrap, app_id, inputs)
-                and await kafka_io.group_lag(bench.bootstrap, app_id, internal) == 0
+                and await kafka_io.group_lag(bench.bootstrap, facts_group, internal) == 0
             ):
                 return window.close() if window is not None else None
             await asyncio.sleep(POLL_S)
@@ -101,11 +105,30 @@ async def prepare_internal_topics(bench: Bench, app_id: str) -> None:
     await kafka_io.create_topics(bench.bootstrap, names, bench.settings.topic_partitions)
 
 
-async def run(bench: Bench, index: int, attach: Attach | None = None) -> KarrotRun:
-    app_id = f"bench-{bench.run_id}-k{index}"
-    tag = f"{bench.run_id}k{index}-"
+def layout_workers(bench: Bench, app_id: str, layout: str) -> list[Worker]:
+    """One worker doing everything, or (``split``) a pipeline and an aggregates process."""
+    if layout == "one":
+        return [Worker(app_id, bench.logs / f"{app_id}.data", bench.logs / f"{app_id}.log")]
+    return [
+        Worker(
+            app_id,
+            bench.logs / f"{app_id}-{role}.data",
+            bench.logs / f"{app_id}-{role}.log",
+            extra_env={"KARROT_ROLE": role},
+        )
+        for role in ("pipeline", "aggregates")
+    ]
+
+
+async def run(
+    bench: Bench, index: int, attach: Attach | None = None, layout: str = "one"
+) -> KarrotRun:
+    suffix = "k" if layout == "one" else "s"
+    app_id = f"bench-{bench.run_id}-{suffix}{index}"
+    tag = f"{bench.run_id}{suffix}{index}-"
     batch = corpus.build(bench.writers, bench.options.events, tag, seed=100 + index)
-    worker = Worker(app_id, bench.logs / f"{app_id}.data", bench.logs / f"{app_id}.log")
+    workers = layout_workers(bench, app_id, layout)
+    worker = workers[0]
     starts = await kafka_io.start_group_at_end(bench.bootstrap, app_id, INPUT_TOPICS)
     await prepare_internal_topics(bench, app_id)
     try:
@@ -113,14 +136,15 @@ async def run(bench: Bench, index: int, attach: Attach | None = None) -> KarrotR
             since = await probe.mark()
             await corpus.produce_to(bench.bootstrap, batch)
             inputs = await kafka_io.end_offsets(bench.bootstrap, INPUT_TOPICS)
-            worker.start()
-            bench.own_pids.add(worker.pid)
-            ready = await worker.wait_for_log(READY, 120)
-            bench.note_noise(f"karrot run {index}")
+            for each in workers:
+                each.start()
+                bench.own_pids.add(each.pid)
+            ready = max([await each.wait_for_log(READY, 120) for each in workers])
+            bench.note_noise(f"karrot run {index} ({layout})")
             cpu = await _wait_done(
-                bench, probe, worker, app_id, tag, since, len(batch), inputs, attach
+                bench, probe, workers, app_id, tag, since, len(batch), inputs, attach
             )
-            rss = worker.rss()
+            rss = sum(each.rss() or 0 for each in workers) or None
             rows = await probe.times(tag, since)
         consumed = await kafka_io.consumed_since(bench.bootstrap, app_id, starts)
         facts = await kafka_io.edge_timestamps(bench.bootstrap, InternalTopics(app_id).all())
@@ -129,7 +153,8 @@ async def run(bench: Bench, index: int, attach: Attach | None = None) -> KarrotR
             bench.bootstrap, [t for t in changelogs if t.endswith("-changelog")]
         )
     finally:
-        worker.cleanup()
+        for each in workers:
+            each.cleanup()
         await kafka_io.delete_topics(
             bench.bootstrap, await kafka_io.topics_matching(bench.bootstrap, app_id)
         )

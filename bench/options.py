@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-Section = Literal["raw", "karrot", "peer", "latency", "recovery"]
-SECTIONS: tuple[Section, ...] = ("raw", "karrot", "peer", "latency", "recovery")
+Section = Literal["raw", "karrot", "split", "peer", "latency", "recovery"]
+SECTIONS: tuple[Section, ...] = ("raw", "karrot", "split", "peer", "latency", "recovery")
 
 
 @dataclass(frozen=True)

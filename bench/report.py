@@ -28,6 +28,8 @@ T = TypeVar("T")
 class Results:
     raw: list[RawRun] = field(default_factory=list)
     karrot: list[KarrotRun] = field(default_factory=list)
+    #: The split layout: a pipeline process and an aggregates process (KARROT_ROLE).
+    split: list[KarrotRun] = field(default_factory=list)
     peer: list[PeerRun] = field(default_factory=list)
     peer_status: str = "not run"
     latency: list[LatencyRun] = field(default_factory=list)
@@ -56,6 +58,9 @@ def figures(results: Results) -> dict[str, Figure | None]:
         "raw_events_per_s": _fig(results.raw, lambda r: r.rate),
         "karrot_events_per_s": _fig(results.karrot, lambda r: r.rate),
         "karrot_pipeline_events_per_s": _fig(results.karrot, lambda r: r.pipeline_rate),
+        "split_events_per_s": _fig(results.split, lambda r: r.rate),
+        "split_cpu_us_per_event": _fig(results.split, lambda r: _per_event(r.cpu, r.rate)),
+        "split_cores": _fig(results.split, lambda r: r.cpu.process_cores if r.cpu else None),
         "peer_events_per_s": _fig(results.peer, lambda r: r.rate),
         "worker_rss_mib": _fig(results.karrot, lambda r: r.rss_bytes and r.rss_bytes / MIB),
         "peer_rss_mib": _fig(results.peer, lambda r: r.rss_bytes and r.rss_bytes / MIB),
@@ -139,6 +144,9 @@ def table(results: Results) -> str:
         ",.0f",
         pct(rat["karrot_pipeline_to_raw"], "raw"),
     )
+    add("  split layout (pipeline + aggregates processes)", "split_events_per_s", ",.0f")
+    add("    its CPU per event (both processes), us", "split_cpu_us_per_event", ",.0f")
+    add("    its CPU (both processes), cores", "split_cores", ".2f")
     peer_note = pct(rat["peer_to_raw"], "raw") if results.peer else results.peer_status
     add("Quix Streams peer, events/s", "peer_events_per_s", ",.0f", peer_note)
     if rat["karrot_to_peer"] is not None:
@@ -204,6 +212,10 @@ def document(bench: Bench, results: Results, started: float) -> dict[str, Any]:
             "karrot": [
                 asdict(r) | {"rate": r.rate, "pipeline_rate": r.pipeline_rate}
                 for r in results.karrot
+            ],
+            "split": [
+                asdict(r) | {"rate": r.rate, "pipeline_rate": r.pipeline_rate}
+                for r in results.split
             ],
             "peer": [asdict(r) | {"rate": r.rate} for r in results.peer],
             "latency": [asdict(r) for r in results.latency],

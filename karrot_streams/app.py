@@ -27,16 +27,27 @@ class KarrotApp(faust.App):
     """A Faust app that also holds the worker's resources and tables."""
 
     resources: Resources
-    aggregates: Tables
+    #: None on a pipeline-only worker (``KARROT_ROLE=pipeline``).
+    aggregates: Tables | None
 
     def _new_transport(self) -> Any:
         return runtime.batch_transport(self)
 
 
+def group_id(settings: Settings) -> str:
+    """The Faust app id, which is the consumer group.
+
+    A pipeline-only worker keeps the app id, so it resumes where an all-in-one worker of the
+    same id committed; an aggregates-only worker reads the facts in a group of its own, from
+    the start (the replay guard skips what the tables already counted).
+    """
+    return f"{settings.app_id}-aggregates" if settings.role == "aggregates" else settings.app_id
+
+
 def create_app(settings: Settings | None = None) -> KarrotApp:
     settings = settings or Settings()
     app = KarrotApp(
-        settings.app_id,
+        group_id(settings),
         broker=f"kafka://{settings.kafka_bootstrap}",
         store="rocksdb://",  # Faust picks rocksdict when it is installed
         datadir=str(settings.data_dir),
@@ -74,9 +85,12 @@ def create_app(settings: Settings | None = None) -> KarrotApp:
         loghandlers=[],
     )
     app.resources = Resources.create(settings)
-    app.aggregates = Tables.declare(app, settings.topic_partitions)
-    pipeline_agents.register(app, app.resources)
-    table_agents.register(app, app.resources, app.aggregates)
+    app.aggregates = None
+    if settings.role in ("all", "aggregates"):
+        app.aggregates = Tables.declare(app, settings.topic_partitions, settings.app_id)
+        table_agents.register(app, app.resources, app.aggregates)
+    if settings.role in ("all", "pipeline"):
+        pipeline_agents.register(app, app.resources)
     outputs = pipeline_agents.output_topics(app, app.resources)
 
     @app.task  # type: ignore[untyped-decorator]

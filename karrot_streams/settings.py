@@ -11,6 +11,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ProcessingGuarantee = Literal["at_least_once", "exactly_once"]
 EventLoop = Literal["uvloop", "asyncio"]
+#: What a worker runs: everything, the pipeline stage only, or the aggregate stages only.
+Role = Literal["all", "pipeline", "aggregates"]
 
 INPUT_TOPICS: tuple[str, ...] = ("user-events", "item-events", "payment-events", "chat-events")
 
@@ -42,6 +44,9 @@ class Settings(BaseSettings):
     topic_partitions: int = Field(default=4, ge=1)
     topic_replication: int = Field(default=1, ge=1)
     processing_guarantee: ProcessingGuarantee = "at_least_once"
+    #: ``pipeline`` and ``aggregates`` run the two stages in processes of their own (each its
+    #: own consumer group; see README "Cores and hosts"); ``all`` runs both in one.
+    role: Role = "all"
     #: The worker's event loop (``faust -A karrot_streams.app worker``). uvloop is installed
     #: but not the default: with it, aiopg 1.4.0 cannot reconnect after a failed handshake
     #: (a PostgreSQL restart): the stale poll handle of the reused socket raises "the handler

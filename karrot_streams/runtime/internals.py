@@ -125,3 +125,13 @@ def use_event_loop(name: str) -> None:
 
     if name != "asyncio":
         mode.loop.use(name)
+
+
+def pin_changelog_topic(table: Any, name: str) -> None:
+    """Give ``table`` the changelog topic ``name`` whatever the app's id.
+
+    Faust names a changelog ``{app id}-{table}-changelog``; an aggregates-only worker has an id
+    of its own (its own consumer group) but must keep the tables' changelogs.
+    """
+    table._changelog_topic_name = lambda: name
+    table.changelog_topic = table._new_changelog_topic()

@@ -8,6 +8,7 @@ from typing import Any
 
 import faust
 
+from karrot_streams.runtime import internals
 from karrot_streams.tables import codec
 
 HOUR = 3600.0
@@ -27,9 +28,17 @@ class Tables:
     users_daily: Any  # windowed, key region
 
     @classmethod
-    def declare(cls, app: faust.App, partitions: int) -> Tables:
+    def declare(cls, app: faust.App, partitions: int, app_id: str | None = None) -> Tables:
+        """The tables of ``app``; their changelogs named after ``app_id`` (default: app's id)."""
         codec.register()
+        tables = cls._declare(app, partitions)
+        if app_id is not None and app_id != app.conf.id:
+            for table in app.tables.values():
+                internals.pin_changelog_topic(table, f"{app_id}-{table.name}-changelog")
+        return tables
 
+    @classmethod
+    def _declare(cls, app: faust.App, partitions: int) -> Tables:
         def keyed(name: str, help_: str) -> Any:
             # Faust serialises str keys as JSON; the facts topics are keyed the same way, so
             # a key's partition is the same in both and table_route finds its owner.

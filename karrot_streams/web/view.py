@@ -31,7 +31,13 @@ class ApiView(View):
 
     @property
     def aggregates(self) -> Tables:
-        return self.karrot.aggregates
+        tables = self.karrot.aggregates
+        if tables is None:
+            raise ServiceUnavailable(
+                "This worker runs the pipeline stage only (KARROT_ROLE=pipeline): ask a worker"
+                " with KARROT_ROLE=aggregates or all for table queries"
+            )
+        return tables
 
     async def ready(self) -> Resources:
         """The resources once migrations ran and schemas are registered; 503 while they are not."""

@@ -107,3 +107,10 @@ def test_table_value_serializer_is_read_when_used() -> None:
 
 def test_monitor_inbound_times() -> None:
     assert "stream_inbound_time" in inspect.getsource(Monitor.__init__)
+
+
+def test_changelog_name_is_one_method_read_when_the_topic_is_made() -> None:
+    assert callable(Collection._changelog_topic_name)
+    assert "self._changelog_topic_name()" in inspect.getsource(Collection._new_changelog_topic)
+    assert isinstance(Collection.changelog_topic, property)
+    assert Collection.changelog_topic.fset is not None
