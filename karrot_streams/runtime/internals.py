@@ -133,5 +133,10 @@ def pin_changelog_topic(table: Any, name: str) -> None:
     Faust names a changelog ``{app id}-{table}-changelog``; an aggregates-only worker has an id
     of its own (its own consumer group) but must keep the tables' changelogs.
     """
+    index = table.app.tables._changelogs  # the manager's changelog name -> table, from add()
+    old = table.changelog_topic.get_topic_name()
     table._changelog_topic_name = lambda: name
     table.changelog_topic = table._new_changelog_topic()
+    if index.get(old) is table:
+        del index[old]
+    index[name] = table

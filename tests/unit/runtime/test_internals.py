@@ -114,3 +114,8 @@ def test_changelog_name_is_one_method_read_when_the_topic_is_made() -> None:
     assert "self._changelog_topic_name()" in inspect.getsource(Collection._new_changelog_topic)
     assert isinstance(Collection.changelog_topic, property)
     assert Collection.changelog_topic.fset is not None
+    # The manager indexes changelogs by name when a table is added; the runtime re-indexes.
+    assert "self._changelogs[table.changelog_topic.get_topic_name()] = table" in (
+        inspect.getsource(TableManager.add)
+    )
+    assert "set(self._changelogs.keys())" in inspect.getsource(TableManager.changelog_topics.fget)

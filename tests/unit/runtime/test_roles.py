@@ -42,5 +42,7 @@ def test_aggregates_role_has_its_own_group_and_the_same_changelogs() -> None:
             "new-users-daily",
         )
     }
+    # The assignor and recovery find tables by these names.
+    assert app.tables.changelog_topics == changelogs
     # What the store and a changelog record are encoded with survives the re-pinning.
     assert app.tables["items"].changelog_topic.value_serializer == "orjson"
