@@ -10,6 +10,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ProcessingGuarantee = Literal["at_least_once", "exactly_once"]
+LogFormat = Literal["text", "json"]
 
 INPUT_TOPICS: tuple[str, ...] = ("user-events", "item-events", "payment-events", "chat-events")
 
@@ -66,6 +67,9 @@ class Settings(BaseSettings):
     #: topics: a dead letter is its original record plus the failure headers, so a record just
     #: under the broker's 1 MiB limit needs room above it to be dead-lettered at all.
     max_record_bytes: int = Field(default=2 * 1024 * 1024, ge=1024 * 1024)
+    #: ``json``: one JSON object a line for every record, Faust's and aiokafka's included
+    #: (monitoring/logs.py); ``text`` keeps Faust's own format.
+    log_format: LogFormat = "text"
 
     @field_validator("api_tokens", "admin_tokens", mode="before")
     @classmethod
