@@ -98,10 +98,11 @@ def setup(settings: Settings) -> None:
         _connected = True
 
 
-def _on_configured(app: Any, conf: Any, **_: Any) -> None:
+def _on_configured(app: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+    """Receiver of ``App.on_configured``: ``send(conf)`` arrives as ``(app, conf, signal=...)``."""
     # Set without reading it first: Faust warns when a setting is changed after it was read.
-    if _worker_config is not None:
-        conf.logging_config = dict(_worker_config)
+    if _worker_config is not None and args:
+        args[0].logging_config = dict(_worker_config)
 
 
 def configure_process(settings: Settings, level: int = logging.INFO) -> None:
