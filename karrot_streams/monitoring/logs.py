@@ -20,6 +20,7 @@ import logging.config
 from typing import Any, Protocol
 
 import faust
+from mode.types.signals import BaseSignalT
 from pythonjsonlogger.json import JsonFormatter
 
 from karrot_streams.settings import Settings
@@ -98,7 +99,7 @@ def setup(settings: Settings) -> None:
         _connected = True
 
 
-def _on_configured(app: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+def _on_configured(app: Any, /, *args: Any, signal: BaseSignalT[Any], **kwargs: Any) -> None:
     """Receiver of ``App.on_configured``: ``send(conf)`` arrives as ``(app, conf, signal=...)``."""
     # Set without reading it first: Faust warns when a setting is changed after it was read.
     if _worker_config is not None and args:
