@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     #: ``json``: one JSON object a line for every record, Faust's and aiokafka's included
     #: (monitoring/logs.py); ``text`` keeps Faust's own format.
     log_format: LogFormat = "text"
+    #: OTLP/HTTP traces endpoint (``http://collector:4318/v1/traces``): one span per pipeline
+    #: batch, linked to the records' traces (monitoring/tracing.py). Unset: no export.
+    otel_endpoint: str | None = None
 
     @field_validator("api_tokens", "admin_tokens", mode="before")
     @classmethod
