@@ -10,9 +10,9 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ProcessingGuarantee = Literal["at_least_once", "exactly_once"]
-LogFormat = Literal["text", "json"]
 
 INPUT_TOPICS: tuple[str, ...] = ("user-events", "item-events", "payment-events", "chat-events")
+LogFormat = Literal["text", "json"]
 
 
 def _split_tokens(value: object) -> object:
