@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install lint unit integration stack-up stack-down stack-status bench soak clean browser
+.PHONY: run test install lint unit integration stack-up stack-down stack-status bench soak clean browser promtool
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,7 +20,7 @@ run: install stack-up
 	bash stack/run-demo.sh
 
 ## Everything CI runs: lint, types, unit and integration tests against the real stack.
-test: install stack-up browser lint
+test: install stack-up browser promtool lint
 	$(BIN)/pytest -m "not soak" tests
 
 lint: install
@@ -28,7 +28,7 @@ lint: install
 	$(BIN)/ruff format --check karrot_streams tests bench
 	$(BIN)/mypy karrot_streams
 
-unit: install
+unit: install promtool
 	$(BIN)/pytest tests/unit
 
 integration: install stack-up browser
@@ -42,6 +42,12 @@ browser:
 	@dpkg-query -W -f='$${Status}\n' $(BROWSER_PACKAGES) 2>/dev/null | grep -c '^install ok installed$$' \
 	  | grep -qx $(words $(BROWSER_PACKAGES)) || { $(SUDO) apt-get update -qq \
 	  && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(BROWSER_PACKAGES); }
+
+## promtool, for the alert rules' checks and unit tests (tests/unit/test_deploy.py): Debian's
+## prometheus package ships it. apt-get only when it is missing.
+promtool:
+	@command -v promtool >/dev/null || { $(SUDO) apt-get update -qq \
+	  && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends prometheus; }
 
 stack-up:
 	bash stack/stack.sh start

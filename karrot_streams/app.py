@@ -11,7 +11,7 @@ from typing import Any
 
 import faust
 
-from karrot_streams.monitoring import liveness
+from karrot_streams.monitoring import liveness, logs, tracing
 from karrot_streams.pipeline import agents as pipeline_agents
 from karrot_streams.provision import dead_letter_limits
 from karrot_streams.resources import Resources
@@ -46,6 +46,8 @@ def group_id(settings: Settings) -> str:
 
 def create_app(settings: Settings | None = None) -> KarrotApp:
     settings = settings or Settings()
+    logs.setup(settings)  # before the app reads its settings: Faust's worker applies the format
+    tracing.setup(settings)  # batch spans exported only with KARROT_OTEL_ENDPOINT
     app = KarrotApp(
         group_id(settings),
         broker=f"kafka://{settings.kafka_bootstrap}",

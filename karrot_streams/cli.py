@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from karrot_streams import traffic
 from karrot_streams.dlq import commands as dlq_commands
+from karrot_streams.monitoring import logs
 from karrot_streams.provision import provision
 from karrot_streams.resources import Resources
 from karrot_streams.settings import INPUT_TOPICS, Settings
@@ -43,9 +44,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     generate.add_argument("--seed", type=int, default=7)
     dlq_commands.add_parser(commands)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
     settings = Settings()
+    logs.configure_process(settings)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     if args.command == "init":
         asyncio.run(provision(settings))
     elif args.command == "generate":

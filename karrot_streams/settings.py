@@ -15,6 +15,7 @@ EventLoop = Literal["uvloop", "asyncio"]
 Role = Literal["all", "pipeline", "aggregates"]
 
 INPUT_TOPICS: tuple[str, ...] = ("user-events", "item-events", "payment-events", "chat-events")
+LogFormat = Literal["text", "json"]
 
 
 def _split_tokens(value: object) -> object:
@@ -77,6 +78,12 @@ class Settings(BaseSettings):
     #: topics: a dead letter is its original record plus the failure headers, so a record just
     #: under the broker's 1 MiB limit needs room above it to be dead-lettered at all.
     max_record_bytes: int = Field(default=2 * 1024 * 1024, ge=1024 * 1024)
+    #: ``json``: one JSON object a line for every record, Faust's and aiokafka's included
+    #: (monitoring/logs.py); ``text`` keeps Faust's own format.
+    log_format: LogFormat = "text"
+    #: OTLP/HTTP traces endpoint (``http://collector:4318/v1/traces``): one span per pipeline
+    #: batch, linked to the records' traces (monitoring/tracing.py). Unset: no export.
+    otel_endpoint: str | None = None
 
     @field_validator("api_tokens", "admin_tokens", mode="before")
     @classmethod

@@ -26,8 +26,10 @@ PG_PORT=${KARROT_PG_PORT:-5432}
 START_TIMEOUT=${KARROT_START_TIMEOUT:-120}
 STOP_TIMEOUT=${KARROT_STOP_TIMEOUT:-60}
 
+# docker-compose.yml runs the same versions, ports and settings (tests/unit/test_compose.py).
 KAFKA_VERSION=4.4.0
 APICURIO_VERSION=3.3.3
+PG_VERSION=15 # Debian 12's package, whichever major it installs; the compose image's tag
 PG_ROLE=karrot
 PG_PASSWORD=karrot
 PG_DB=karrot
@@ -803,6 +805,40 @@ stop_postgres() {
 }
 
 # ----------------------------------------------------------------------------
+# "already answers": probes that need nothing of the service's own binaries
+# ----------------------------------------------------------------------------
+
+# Every node of the configured cluster answers metadata with all brokers live.
+kafka_answers() {
+  local n
+  for ((n = 1; n <= KAFKA_BROKERS; n++)); do
+    kafka_probe localhost "$(kafka_port "$n")" "$KAFKA_BROKERS" "$n" || return 1
+  done
+}
+
+registry_answers() { registry_probe; }
+
+# A PostgreSQL server answers an SSLRequest with one byte, S or N (the protocol's first
+# message), so no pg_isready is needed.
+postgres_answers() {
+  port_open "$PG_PORT" || return 1
+  if command -v python3 >/dev/null 2>&1; then
+    python3 - "$PG_PORT" <<'PY'
+import socket, struct, sys
+
+try:
+    with socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=2) as sock:
+        sock.sendall(struct.pack(">ii", 8, 80877103))
+        sys.exit(0 if sock.recv(1) in (b"S", b"N") else 1)
+except OSError:
+    sys.exit(1)
+PY
+  else
+    PG_BIN=$(pg_bindir 2>/dev/null) && pg_probe
+  fi
+}
+
+# ----------------------------------------------------------------------------
 # status
 # ----------------------------------------------------------------------------
 
@@ -897,6 +933,18 @@ main() {
       ;;
     start)
       mapfile -t svcs < <(selected_services "${1:-}")
+      # A service that already answers (started earlier, by docker compose, by anyone) is left
+      # alone before anything is fetched or prepared: that path needs no Maven, JDK or
+      # PostgreSQL binaries.
+      local -a todo=()
+      for svc in "${svcs[@]}"; do
+        if "${svc}_answers"; then
+          log "$svc already answers ($(service_address "$svc")); leaving it alone"
+        else
+          todo+=("$svc")
+        fi
+      done
+      svcs=("${todo[@]}")
       for svc in "${svcs[@]}"; do "${svc}_fetch"; done
       for svc in "${svcs[@]}"; do "prepare_$svc"; done
       t0=$(now)

@@ -1,20 +1,27 @@
 """``karrot-streams dlq list|redrive``: the dead-letter tools on the command line.
 
 Each writes a table, one letter a row, then a summary line, through the ``write`` it is given
-(``print`` on the command line).
+(``print`` on the command line); ``list --json`` writes one JSON document instead. A redrive of
+a whole topic (no filter at all) asks first, unless ``--yes``.
+
+Exit status: see ``EXIT_*`` (and the README's "Dead letters: list and redrive").
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Sequence
+import asyncio
+import base64
+import json
+import sys
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from karrot_streams.dlq.letters import HeaderList
+from karrot_streams.dlq.letters import DeadLetter, HeaderList, Position
 from karrot_streams.dlq.reader import read_letters
-from karrot_streams.dlq.records import RedriveRecords
+from karrot_streams.dlq.records import RedriveRecord, RedriveRecords
 from karrot_streams.dlq.redrive import RedriveIncomplete, Redriver, RedriveReport
 from karrot_streams.dlq.selection import (
     DEAD_LETTER_TOPICS,
@@ -28,8 +35,18 @@ from karrot_streams.settings import Settings
 from karrot_streams.store.migrations import migrate
 
 Write = Callable[[str], None]
+#: Asks a yes/no question; True for yes.
+Confirm = Callable[[str], Awaitable[bool]]
 KEY_WIDTH = 24
 MESSAGE_WIDTH = 60
+
+EXIT_OK = 0
+#: The work could not be done: no letter at the position, or Kafka did not take every letter.
+EXIT_FAILED = 1
+#: The command line is wrong (argparse's own status too): a bad filter or date.
+EXIT_USAGE = 2
+#: A whole-topic redrive was not confirmed (answered no, or no terminal to ask and no --yes).
+EXIT_NOT_CONFIRMED = 3
 
 
 def add_parser(commands: Any) -> None:
@@ -49,9 +66,13 @@ def add_parser(commands: Any) -> None:
         parser.add_argument("--since", help="failed_at on or after this ISO-8601 moment")
         parser.add_argument("--until", help="failed_at before this ISO-8601 moment")
     listing.add_argument("--limit", type=int, default=100)
+    listing.add_argument("--json", action="store_true", help="one JSON document, for scripts")
     redrive.add_argument("--partition", type=int)
     redrive.add_argument("--offset", type=int)
     redrive.add_argument("--dry-run", action="store_true", help="only list what would be redriven")
+    redrive.add_argument(
+        "--yes", action="store_true", help="redrive a whole topic without asking first"
+    )
 
 
 def selection_of(args: argparse.Namespace) -> Selection:
@@ -65,26 +86,62 @@ def selection_of(args: argparse.Namespace) -> Selection:
     )
 
 
-async def run(settings: Settings, args: argparse.Namespace, write: Write) -> int:
-    """Run ``dlq <command>``; the process exit status."""
+def whole_topic(selection: Selection) -> bool:
+    """No filter at all: every letter of the topic."""
+    return selection == Selection()
+
+
+async def ask(question: str) -> bool:
+    """Ask on the terminal (in a thread: reading stdin blocks); no terminal means no."""
+    if not sys.stdin.isatty():
+        return False
+    try:
+        answer = await asyncio.to_thread(input, question)
+    except EOFError:  # end of input (Ctrl-D) before an answer
+        return False
+    return answer.strip().lower() in {"y", "yes"}
+
+
+async def run(
+    settings: Settings, args: argparse.Namespace, write: Write, confirm: Confirm = ask
+) -> int:
+    """Run ``dlq <command>``; the process exit status (``EXIT_*``)."""
     try:
         selection = selection_of(args)
     except InvalidSelection as exc:
         write(f"error: {exc}")
-        return 2
+        return EXIT_USAGE
     await migrate(settings.database_dsn)
     if args.dlq_command == "list":
-        return await _list(settings, args.topic, selection, args.limit, write)
-    return await _redrive(settings, args.topic, selection, write, dry_run=args.dry_run)
+        return await _list(
+            settings, args.topic, selection, args.limit, write, as_json=getattr(args, "json", False)
+        )
+    return await _redrive(
+        settings,
+        args.topic,
+        selection,
+        write,
+        dry_run=args.dry_run,
+        confirm=None if getattr(args, "yes", False) else confirm,
+    )
 
 
 async def _list(
-    settings: Settings, topic: str, selection: Selection, limit: int, write: Write
+    settings: Settings,
+    topic: str,
+    selection: Selection,
+    limit: int,
+    write: Write,
+    *,
+    as_json: bool = False,
 ) -> int:
     matching = await read_letters(settings.kafka_bootstrap, topic, keep=selection.matches)
     shown = newest_first(matching, max(0, limit))
     async with RedriveRecords.connect(settings.database_dsn) as records:
         known = await records.lookup(topic, [x.position for x in shown])
+    if as_json:
+        write(json.dumps(list_json(topic, shown, len(matching), known), ensure_ascii=False))
+        return EXIT_OK
     rows = []
     for letter in shown:
         record = known.get(letter.position)
@@ -107,11 +164,47 @@ async def _list(
         f"{len(shown)} of {len(matching)} matching dead letters in {topic} shown"
         f" ({redriven} of those redriven)"
     )
-    return 0
+    return EXIT_OK
+
+
+def list_json(
+    topic: str,
+    shown: Sequence[DeadLetter],
+    total: int,
+    known: Mapping[Position, RedriveRecord],
+) -> dict[str, Any]:
+    """``dlq list --json``: the letters shown, newest first, with every header and the bytes."""
+    messages = []
+    for letter in shown:
+        record = known.get(letter.position)
+        messages.append(
+            {
+                "partition": letter.partition,
+                "offset": letter.offset,
+                "timestamp": letter.timestamp,
+                "failedAt": letter.header("failed_at"),
+                "exceptionClass": letter.exception_class,
+                "exceptionMessage": letter.exception_message,
+                "retryCount": letter.retry_count,
+                "redriven": record is not None and record.redriven,
+                "key": None if letter.key is None else _text(letter.key),
+                "headers": {name: _text(value) for name, value in letter.headers},
+                "valueBase64": None
+                if letter.value is None
+                else base64.b64encode(letter.value).decode("ascii"),
+            }
+        )
+    return {"topic": topic, "total": total, "shown": len(messages), "messages": messages}
 
 
 async def _redrive(
-    settings: Settings, topic: str, selection: Selection, write: Write, *, dry_run: bool
+    settings: Settings,
+    topic: str,
+    selection: Selection,
+    write: Write,
+    *,
+    dry_run: bool,
+    confirm: Confirm | None = None,
 ) -> int:
     letters = await read_letters(settings.kafka_bootstrap, topic, position=selection.single)
     if selection.single is not None and not letters:
@@ -119,7 +212,18 @@ async def _redrive(
             f"error: no dead letter at {topic} partition {selection.partition}"
             f" offset {selection.offset}"
         )
-        return 1
+        return EXIT_FAILED
+    if confirm is not None and not dry_run and whole_topic(selection) and letters:
+        # No filter is the one spelling that reaches every letter: a forgotten flag must not.
+        question = (
+            f"Redrive all {len(letters)} dead letters of {topic} to their original topics? [y/N] "
+        )
+        if not await confirm(question):
+            write(
+                "not redriven: a whole topic needs confirming (or --yes); --dry-run lists"
+                " what would be redriven"
+            )
+            return EXIT_NOT_CONFIRMED
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap, acks="all", enable_idempotence=True
     )
@@ -141,12 +245,12 @@ async def _redrive(
                 write(f"error: {len(exc.failures)} not redriven; run the same command again:")
                 for (partition, offset), reason in sorted(exc.failures.items()):
                     write(f"  {partition}:{offset} {reason}")
-                return 1
+                return EXIT_FAILED
     finally:
         await producer.stop()
     write(report_table(report))
     write(summary(report))
-    return 0
+    return EXIT_OK
 
 
 def report_table(report: RedriveReport) -> str:

@@ -119,15 +119,11 @@ async def observe(app: Any, stall_s: float) -> Observation:
         health_checks.schema_registry(resources.registry),
         health_checks.database(resources.store),
     )
-    down = tuple(
-        name
-        for name, check in (
-            ("broker", broker),
-            ("schema_registry", registry),
-            ("database", database),
-        )
-        if not check.up
-    )
+    probes = (("broker", broker), ("schema_registry", registry), ("database", database))
+    for name, check in probes:
+        # The alert rules' "dependency down" reads this, refreshed on every look.
+        resources.metrics.dependency_up.labels(name).set(1.0 if check.up else 0.0)
+    down = tuple(name for name, check in probes if not check.up)
     # Kafka refusing writes (too few in-sync replicas, a partition without a leader) while its
     # metadata answers is still a broker outage: a restart of this worker would not fix it.
     down += tuple(name for name in waiting if name == "kafka")

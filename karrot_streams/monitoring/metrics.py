@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
 @dataclass(frozen=True)
@@ -15,6 +15,7 @@ class Metrics:
     store_write_seconds: Histogram
     transient_failures: Counter
     batch_size: Histogram
+    dependency_up: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> Metrics:
@@ -50,5 +51,12 @@ class Metrics:
                 "Messages handled per agent step.",
                 registry=registry,
                 buckets=(1, 5, 10, 50, 100, 250, 500, 1000),
+            ),
+            # Set by the liveness watchdog's probes, so an outage shows even with no traffic.
+            dependency_up=Gauge(
+                "karrot_dependency_up",
+                "1 while a dependency (broker, schema_registry, database) answers its probe.",
+                ["component"],
+                registry=registry,
             ),
         )

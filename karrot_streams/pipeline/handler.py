@@ -27,6 +27,7 @@ from karrot_streams.avro.registry import SchemaRegistry, WriterSchema
 from karrot_streams.events.failures import RetriesExhausted, TransientFailure
 from karrot_streams.events.types import enriched_topic
 from karrot_streams.events.validation import MAX_MESSAGE_LENGTH
+from karrot_streams.monitoring import tracing
 from karrot_streams.monitoring.health import Health
 from karrot_streams.monitoring.metrics import Metrics
 from karrot_streams.pipeline.classify import classify
@@ -43,13 +44,11 @@ HeaderList = list[tuple[str, bytes]]
 Outgoing = tuple[str, bytes | None, bytes | None, HeaderList | None]
 #: Send records and wait until the broker has each; returns those it refused, with why.
 SendAll = Callable[[Sequence[Outgoing]], Awaitable[list[tuple[Outgoing, BaseException]]]]
-#: W3C trace context: carried from a record to every record it causes.
-TRACE_HEADERS = frozenset({"traceparent", "tracestate"})
 
 
 def trace_context(headers: Sequence[tuple[str, bytes]]) -> HeaderList | None:
-    carried = [(name, value) for name, value in headers if name in TRACE_HEADERS]
-    return carried or None
+    """The W3C trace context of a record, carried onto every record it causes."""
+    return tracing.trace_headers(headers) or None
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +107,10 @@ class BatchHandler:
         aggregates' replay guard takes a record below its mark for a replay.
         """
         outcomes = prepared.outcomes
-        await self._emit(outcomes, prepared.now)
+        with tracing.batch_span(
+            "karrot.pipeline.batch", [outcome.incoming.headers for outcome in outcomes]
+        ):
+            await self._emit(outcomes, prepared.now)
         self._metrics.batch_size.observe(len(outcomes))
         # Counted per batch: a labelled counter costs a lookup and a lock per increment.
         processed: Counter[str] = Counter()

@@ -12,6 +12,8 @@ from collections.abc import Iterable
 
 API_PREFIX = "/api/v1"
 OPEN_PREFIX = "/api/v1/monitoring"
+#: Open single paths besides the prefix: the API's own description, for clients and generators.
+OPEN_PATHS = frozenset({"/api/v1/openapi.json"})
 
 
 def _within(path: str, prefix: str) -> bool:
@@ -24,7 +26,7 @@ def is_api(path: str) -> bool:
 
 
 def needs_token(path: str) -> bool:
-    return is_api(path) and not _within(path, OPEN_PREFIX)
+    return is_api(path) and not _within(path, OPEN_PREFIX) and path not in OPEN_PATHS
 
 
 def bearer_token(authorization: str | None) -> str | None:

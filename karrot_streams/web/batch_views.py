@@ -10,7 +10,7 @@ from aiohttp import web
 
 from karrot_streams.web.batch_publishing import parse_batch, publish_batch
 from karrot_streams.web.body import read_body
-from karrot_streams.web.publishing import EventPublisher
+from karrot_streams.web.publishing import EventPublisher, HeaderList, request_trace_headers
 from karrot_streams.web.responses import json_response
 from karrot_streams.web.view import ApiView
 
@@ -28,9 +28,14 @@ class PublishBatchView(ApiView):
         resources = await self.ready()
         producer = self.karrot.producer
 
-        async def send(topic: str, key: bytes, value: bytes) -> Any:
-            return await producer.send(topic, key, value, None, None, None)
+        async def send(topic: str, key: bytes, value: bytes, headers: HeaderList) -> Any:
+            return await producer.send(topic, key, value, None, None, headers)
 
-        publisher = EventPublisher(store=resources.store, send=send, writers=resources.writers)
+        publisher = EventPublisher(
+            store=resources.store,
+            send=send,
+            writers=resources.writers,
+            headers=request_trace_headers(request),
+        )
         result = await publish_batch(publisher, items)
         return json_response(result.to_json(), status=result.status)

@@ -1,16 +1,23 @@
 """Faust's Prometheus monitor, on the project's registry, that also notes when offsets last moved.
 
 Installed as ``app.monitor``: Faust calls ``on_tp_commit`` each time the consumer commits offsets
-that advanced, which is the progress the health view checks.
+that advanced, which is the progress the health view checks. ``WorkerCollector`` turns the same
+observations into gauges at scrape time (commit age, lag, table recovery), which the alert rules
+in ``deploy/`` use: Faust's own gauges hold only what its per-record hooks (trimmed below) set.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from typing import Any
 
+from aiokafka.errors import IllegalStateError
+from faust.exceptions import ConsumerNotStarted
 from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from prometheus_client import CollectorRegistry
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 #: Faust's metrics are named ``faust_*`` whatever the app id, so dashboards survive a rename.
 METRICS_PREFIX = "faust"
@@ -25,6 +32,8 @@ class CommitMonitor(PrometheusMonitor):
         self._moved_at: dict[Any, float] = {}
         #: Since when each partition has had records waiting without its commit moving.
         self._waiting: dict[Any, float] = {}
+        #: When the current (or last) rebalance began: table recovery follows it.
+        self.rebalance_started_at = self.started_at
 
     def on_tp_commit(self, tp_offsets: Any) -> None:
         super().on_tp_commit(tp_offsets)
@@ -46,6 +55,10 @@ class CommitMonitor(PrometheusMonitor):
             if moved is not None and moved > since:
                 self._waiting[tp] = moved
         return {tp: self._waiting[tp] for tp in behind}
+
+    def on_rebalance_start(self, app: Any) -> dict[Any, Any]:
+        self.rebalance_started_at = time.monotonic()
+        return dict(super().on_rebalance_start(app))
 
     # Faust's per-record sensor hooks cost about a sixth of a worker's CPU (bench/, py-spy). The
     # health and lag views need only the end offset seen per partition and the commits.
@@ -89,7 +102,87 @@ class CommitMonitor(PrometheusMonitor):
         return set(self.tp_end_offsets)
 
 
+class WorkerCollector(Collector):
+    """Gauges computed when ``/metrics`` is scraped, from what the worker already holds in memory.
+
+    Nothing here waits on I/O: the highwaters are the ones the consumer's fetches last returned.
+    """
+
+    def __init__(self, app: Any, monitor: CommitMonitor) -> None:
+        self._app = app
+        self._monitor = monitor
+
+    def describe(self) -> list[Any]:
+        # Empty: registering must not call collect() before the app has a consumer.
+        return []
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        now = time.monotonic()
+        monitor = self._monitor
+        since = monitor.last_commit_at if monitor.last_commit_at is not None else monitor.started_at
+        age = GaugeMetricFamily(
+            "karrot_last_commit_age_seconds",
+            "Seconds since this worker last committed advancing offsets (since start if never).",
+        )
+        age.add_metric([], max(0.0, now - since))
+        yield age
+        lag = GaugeMetricFamily(
+            "karrot_consumer_lag",
+            "Records not yet committed per assigned partition (highwater minus committed offset).",
+            labels=["topic", "partition"],
+        )
+        for (topic, partition), value in sorted(self._lag().items()):
+            lag.add_metric([topic, str(partition)], value)
+        yield lag
+        recovering = self._recovering()
+        flag = GaugeMetricFamily(
+            "karrot_tables_recovering",
+            "1 while the tables of the current assignment are being restored from changelogs.",
+        )
+        flag.add_metric([], 1.0 if recovering else 0.0)
+        yield flag
+        took = GaugeMetricFamily(
+            "karrot_table_recovery_seconds",
+            "Seconds the current table recovery has taken so far (0 when none runs).",
+        )
+        took.add_metric([], max(0.0, now - monitor.rebalance_started_at) if recovering else 0.0)
+        yield took
+
+    def _lag(self) -> dict[tuple[str, int], float]:
+        try:
+            consumer = self._app.consumer
+            assignment = consumer.assignment()
+        except ConsumerNotStarted:
+            return {}
+        changelogs = self._changelogs()
+        out: dict[tuple[str, int], float] = {}
+        # What the group had committed when the partition was assigned (Faust's private map: the
+        # monitor sees only commits made since start), updated by this worker's own commits.
+        committed: dict[Any, int | None] = dict(getattr(consumer, "_committed_offset", None) or {})
+        committed.update(self._monitor.committed_offsets())
+        for tp in assignment:
+            if tp.topic in changelogs:
+                continue
+            try:
+                end = consumer.highwater(tp)
+            except (IllegalStateError, ConsumerNotStarted, AssertionError):
+                continue  # revoked since assignment() answered, or not fetched yet
+            done = committed.get(tp)
+            if end is None or done is None:
+                continue  # nothing known yet: no number rather than a wrong one
+            out[(tp.topic, tp.partition)] = float(max(0, int(end) - int(done)))
+        return out
+
+    def _changelogs(self) -> set[str]:
+        return set(self._app.tables.changelog_topics)
+
+    def _recovering(self) -> bool:
+        tables = self._app.tables
+        return not (tables.recovery.completed.is_set() and tables.actives_ready)
+
+
 def install(app: Any, registry: CollectorRegistry) -> CommitMonitor:
     monitor = CommitMonitor(metrics=FaustMetrics.create(registry, METRICS_PREFIX))
     app.monitor = monitor
+    registry.register(WorkerCollector(app, monitor))
     return monitor

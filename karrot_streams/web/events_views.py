@@ -13,7 +13,7 @@ from karrot_streams.events.failures import TransientFailure
 from karrot_streams.store.event_store import StoredEvent
 from karrot_streams.web.body import read_body
 from karrot_streams.web.errors import NotFound, ServiceUnavailable
-from karrot_streams.web.publishing import EventPublisher
+from karrot_streams.web.publishing import EventPublisher, HeaderList, request_trace_headers
 from karrot_streams.web.requests import parse_publish
 from karrot_streams.web.responses import iso_utc, json_response
 from karrot_streams.web.view import ApiView
@@ -28,10 +28,15 @@ class PublishEventView(ApiView):
         resources = await self.ready()
         producer = self.karrot.producer
 
-        async def send(topic: str, key: bytes, value: bytes) -> Any:
-            return await producer.send(topic, key, value, None, None, None)
+        async def send(topic: str, key: bytes, value: bytes, headers: HeaderList) -> Any:
+            return await producer.send(topic, key, value, None, None, headers)
 
-        publisher = EventPublisher(store=resources.store, send=send, writers=resources.writers)
+        publisher = EventPublisher(
+            store=resources.store,
+            send=send,
+            writers=resources.writers,
+            headers=request_trace_headers(request),
+        )
         published = await publisher.publish(event)
         return json_response(
             published.to_json(),

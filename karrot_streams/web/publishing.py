@@ -13,18 +13,24 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from aiohttp import web
+
 from karrot_streams.avro.codec import encode
 from karrot_streams.avro.registry import WriterSchema
 from karrot_streams.events.failures import TransientFailure
 from karrot_streams.events.model import Event
+from karrot_streams.monitoring.tracing import TRACEPARENT, TRACESTATE, http_trace_headers
 from karrot_streams.store.event_store import Status, StoreRow
 from karrot_streams.web.errors import ServiceUnavailable
 from karrot_streams.web.responses import iso_utc
 
 log = logging.getLogger(__name__)
 
-#: Enqueue one record (topic, key, value); the awaitable returned resolves to its RecordMetadata.
-Send = Callable[[str, bytes, bytes], Awaitable[Awaitable[Any]]]
+#: Record headers, as Kafka clients take them.
+HeaderList = list[tuple[str, bytes]]
+#: Enqueue one record (topic, key, value, headers); the awaitable returned resolves to its
+#: RecordMetadata.
+Send = Callable[[str, bytes, bytes, HeaderList], Awaitable[Awaitable[Any]]]
 
 
 class Store(Protocol):
@@ -59,6 +65,7 @@ class EventPublisher:
         store: Store,
         send: Send,
         writers: Mapping[str, WriterSchema],
+        headers: HeaderList | None = None,
         store_timeout_s: float = 10.0,
         kafka_timeout_s: float = 15.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -66,6 +73,8 @@ class EventPublisher:
         self._store = store
         self._send = send
         self._writers = writers
+        #: Put on every record this publisher produces: the request's trace context.
+        self._headers = list(headers or [])
         self._store_timeout_s = store_timeout_s
         self._kafka_timeout_s = kafka_timeout_s
         self._clock = clock
@@ -106,7 +115,7 @@ class EventPublisher:
         )
 
     async def _produce(self, topic: str, key: bytes, value: bytes) -> Any:
-        acknowledged = await self._send(topic, key, value)
+        acknowledged = await self._send(topic, key, value, list(self._headers))
         return await acknowledged
 
     async def _write(self, row: StoreRow, what: str) -> None:
@@ -137,6 +146,11 @@ class EventPublisher:
             status=status,
             failure_reason=failure_reason,
         )
+
+
+def request_trace_headers(request: web.Request) -> HeaderList:
+    """The request's W3C ``traceparent``/``tracestate`` for its records, or a new trace."""
+    return http_trace_headers(request.headers.get(TRACEPARENT), request.headers.get(TRACESTATE))
 
 
 def _describe(exc: BaseException, timeout_s: float) -> str:

@@ -22,6 +22,7 @@ from karrot_streams.web.dlq_views import DeadLetterMessagesView, RedriveView
 from karrot_streams.web.events_views import EventView, PublishEventView
 from karrot_streams.web.middleware import api_middleware
 from karrot_streams.web.monitoring_views import DeadLettersView, HealthView, MetricsView
+from karrot_streams.web.openapi import OPENAPI_PATH, OpenApiView
 from karrot_streams.web.stats_views import StatsView
 from karrot_streams.web.view import ApiView
 
@@ -43,6 +44,7 @@ ROUTES: tuple[tuple[str, type[ApiView]], ...] = (
     ("/api/v1/monitoring/health", HealthView),
     ("/api/v1/monitoring/dlq", DeadLettersView),
     ("/api/v1/monitoring/stats", StatsView),
+    (OPENAPI_PATH, OpenApiView),
     ("/metrics", MetricsView),
     ("/console", ConsoleView),
     ("/console/{name}", ConsoleAssetView),

@@ -27,7 +27,7 @@ async def read_all(bootstrap: str, topic: str) -> list[Consumed]:
     # got to run, stop() raises CancelledError. One turn of the loop lets it start.
     await asyncio.sleep(0)
     try:
-        tps = await _partitions(consumer, topic)
+        tps = await partitions(consumer, topic)
         if not tps:
             return []
         consumer.assign(tps)
@@ -64,7 +64,7 @@ async def count(bootstrap: str, topic: str) -> int:
     # got to run, stop() raises CancelledError. One turn of the loop lets it start.
     await asyncio.sleep(0)
     try:
-        tps = await _partitions(consumer, topic)
+        tps = await partitions(consumer, topic)
         if not tps:
             return 0
         consumer.assign(tps)
@@ -75,7 +75,7 @@ async def count(bootstrap: str, topic: str) -> int:
         await consumer.stop()
 
 
-async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+async def partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
     # consumer.topics() fetches metadata into a throwaway object; this keeps the answer.
     cluster = await consumer._client.fetch_all_metadata()
     return [TopicPartition(topic, p) for p in sorted(cluster.partitions_for_topic(topic) or ())]
@@ -94,7 +94,7 @@ async def start_group_at_end(bootstrap: str, group_id: str, topics: list[str]) -
     await consumer.start()
     await asyncio.sleep(0)
     try:
-        tps = [tp for topic in topics for tp in await _partitions(consumer, topic)]
+        tps = [tp for topic in topics for tp in await partitions(consumer, topic)]
         consumer.assign(tps)
         for tp in tps:
             if await consumer.committed(tp) is not None:

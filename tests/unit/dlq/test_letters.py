@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 from karrot_streams.dlq.letters import DeadLetter, redrive_headers
 from karrot_streams.events.failures import InvalidEvent
+from karrot_streams.monitoring.tracing import trace_headers
 from karrot_streams.pipeline.dead_letters import dead_letter_headers
 from karrot_streams.pipeline.messages import Incoming, Rejected
 
@@ -120,3 +121,14 @@ def test_of_record() -> None:
     assert letter.headers == (("exception_class", b"x"), ("empty", b""))
     assert letter.key is None
     assert DeadLetter.of_record(SimpleNamespace(**{**vars(record), "headers": None})).headers == ()
+
+
+def test_redrive_keeps_the_trace_context() -> None:
+    parent = b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    letter = pipeline_letter((("traceparent", parent), ("tracestate", b"congo=t61rcWkgMzE")))
+    redriven = redrive_headers(letter)
+    assert trace_headers(redriven) == [
+        ("traceparent", parent),
+        ("tracestate", b"congo=t61rcWkgMzE"),
+    ]
+    assert redriven[:2] == [("traceparent", parent), ("tracestate", b"congo=t61rcWkgMzE")]

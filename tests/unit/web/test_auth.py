@@ -18,6 +18,9 @@ from karrot_streams.web.auth import TokenCheck, bearer_token, is_api, needs_toke
         ("/api/v1/monitoring", True, False),
         ("/api/v1/monitoring/health", True, False),
         ("/api/v1/monitoring/dlq", True, False),
+        ("/api/v1/openapi.json", True, False),
+        ("/api/v1/openapi.jsonx", True, True),
+        ("/api/v1/openapi.json/x", True, True),
         ("/api/v1/monitoringx", True, True),  # a prefix of the name is not the open folder
         ("/api/v10/events", False, False),
         ("/metrics", False, False),

@@ -54,13 +54,15 @@ class FakeStore:
 @dataclass
 class FakeKafka:
     sent: list[tuple[str, bytes, bytes]] = field(default_factory=list)
+    headers: list[Any] = field(default_factory=list)
     refuse: BaseException | None = None
     hang: bool = False
 
-    async def send(self, topic: str, key: bytes, value: bytes) -> Any:
+    async def send(self, topic: str, key: bytes, value: bytes, headers: Any = None) -> Any:
         if self.refuse is not None:
             raise self.refuse
         self.sent.append((topic, key, value))
+        self.headers.append(headers)
         future: asyncio.Future[Metadata] = asyncio.get_running_loop().create_future()
         if not self.hang:
             future.set_result(Metadata(topic, 2, 41))
@@ -158,3 +160,18 @@ async def test_published_even_if_marking_it_fails() -> None:
     store, kafka = FakeStore(mark_fails=True), FakeKafka()
     published = await publisher(store, kafka).publish(event())
     assert published.offset == 41
+
+
+async def test_the_request_trace_context_goes_on_the_record() -> None:
+    store, kafka = FakeStore(), FakeKafka()
+    trace = [("traceparent", b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")]
+    await EventPublisher(
+        store=store, send=kafka.send, writers=writers(), headers=trace, clock=lambda: LATER
+    ).publish(event())
+    assert kafka.headers == [trace]
+
+
+async def test_without_trace_context_the_record_has_no_headers() -> None:
+    store, kafka = FakeStore(), FakeKafka()
+    await publisher(store, kafka).publish(event())
+    assert kafka.headers == [[]]
