@@ -18,6 +18,7 @@ from karrot_streams.resources import Resources
 from karrot_streams.runtime import internals as runtime
 from karrot_streams.settings import Settings
 from karrot_streams.tables import agents as table_agents
+from karrot_streams.tables import codec
 from karrot_streams.tables.declarations import Tables
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ def group_id(settings: Settings) -> str:
 
 def create_app(settings: Settings | None = None) -> KarrotApp:
     settings = settings or Settings()
+    codec.register()  # before Faust encodes a key: see tables/codec.py
     logs.setup(settings)  # before the app reads its settings: Faust's worker applies the format
     tracing.setup(settings)  # batch spans exported only with KARROT_OTEL_ENDPOINT
     app = KarrotApp(

@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from faust.serializers import codecs
 
 from karrot_streams.events.types import EventType
 from karrot_streams.pipeline.messages import Accepted
 from karrot_streams.pipeline.topics import InternalTopics
+from karrot_streams.tables import codec
 
 UNKNOWN_REGION = "UNKNOWN"
 CURRENCY = "KRW"
@@ -80,4 +80,4 @@ def facts_for(accepted: Accepted, topics: InternalTopics) -> list[Fact]:
 
 def table_key(key: str) -> bytes:
     """A key serialised exactly as Faust serialises a ``str`` table key (JSON, Faust's codec)."""
-    return bytes(codecs.dumps("json", key))
+    return codec.key_bytes(key)

@@ -24,7 +24,7 @@ SendOne = Callable[[str, bytes | None, bytes | None, Headers | None], Awaitable[
 #: Records this large go through the per-record send, which checks the producer's size limit.
 LARGE_RECORD_BYTES = 256 * 1024
 #: Keys seen again (categories, sellers, regions) skip the pure-Python murmur2.
-PARTITION_CACHE_MAX = 100_000
+PARTITION_CACHE_MAX = 20_000
 
 
 def _append(batch: Any, record: Record) -> bool:

@@ -8,10 +8,12 @@ stay byte-identical to the tables' (see ``pipeline.facts.table_key``).
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import orjson
 from faust.serializers import codecs
+from faust.utils.json import JSONEncoder
 
 NAME = "orjson"
 
@@ -24,9 +26,34 @@ class OrjsonCodec(codecs.Codec):
         return orjson.loads(s)
 
 
+class StdlibJsonCodec(codecs.Codec):
+    """Faust's ``json`` codec as it is without orjson installed: ASCII-escaped, compact.
+
+    faust.utils.json switches to orjson whenever it can import it, and orjson writes non-ASCII
+    as UTF-8 where the stdlib escapes it: ``"디지털기기"`` would become other bytes, so a
+    Korean category key would land in another partition and miss its stored value. Keys (and
+    everything else Faust encodes as ``json``) keep the stdlib's bytes.
+    """
+
+    def _dumps(self, obj: Any) -> bytes:
+        return json.dumps(obj, cls=JSONEncoder, separators=(",", ":")).encode()
+
+    def _loads(self, s: bytes) -> Any:
+        return json.loads(s)
+
+
+_KEYS = StdlibJsonCodec()
+
+
+def key_bytes(key: str) -> bytes:
+    """A ``str`` table key as Faust's ``json`` key serializer writes it (see StdlibJsonCodec)."""
+    return _KEYS._dumps(key)
+
+
 def register() -> None:
-    """Make ``value_serializer="orjson"`` known to Faust (idempotent)."""
+    """Make ``value_serializer="orjson"`` known to Faust, and pin ``json`` (idempotent)."""
     codecs.register(NAME, OrjsonCodec())
+    codecs.register("json", StdlibJsonCodec())
 
 
 def use_for_values(table: Any) -> Any:
