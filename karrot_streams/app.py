@@ -49,6 +49,7 @@ def create_app(settings: Settings | None = None) -> KarrotApp:
         # in latency next to the batch windows.
         producer_linger=0.005,
         producer_max_request_size=settings.max_record_bytes,
+        producer_compression_type=settings.producer_compression_type,
         broker_commit_every=1000,
         # A SIGKILLed worker's partitions move after this, not after Faust's default minute.
         broker_session_timeout=15.0,

@@ -10,6 +10,8 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ProcessingGuarantee = Literal["at_least_once", "exactly_once"]
+#: Kafka's codecs; ``none`` is the Kafka producer's own default.
+Compression = Literal["none", "gzip", "snappy", "lz4", "zstd"]
 
 INPUT_TOPICS: tuple[str, ...] = ("user-events", "item-events", "payment-events", "chat-events")
 
@@ -66,11 +68,19 @@ class Settings(BaseSettings):
     #: topics: a dead letter is its original record plus the failure headers, so a record just
     #: under the broker's 1 MiB limit needs room above it to be dead-lettered at all.
     max_record_bytes: int = Field(default=2 * 1024 * 1024, ge=1024 * 1024)
+    #: Compression of what the worker produces (enriched, facts, dead letters, changelogs).
+    #: Every codec is readable whatever this says.
+    producer_compression: Compression = "none"
 
     @field_validator("api_tokens", "admin_tokens", mode="before")
     @classmethod
     def _tokens(cls, value: object) -> object:
         return _split_tokens(value)
+
+    @property
+    def producer_compression_type(self) -> str | None:
+        """The value for Faust's ``producer_compression_type`` (None: uncompressed)."""
+        return None if self.producer_compression == "none" else self.producer_compression
 
     @property
     def database_dsn(self) -> str:
