@@ -15,6 +15,7 @@ from karrot_streams.monitoring import liveness
 from karrot_streams.pipeline import agents as pipeline_agents
 from karrot_streams.provision import dead_letter_limits
 from karrot_streams.resources import Resources
+from karrot_streams.serving import check_serving
 from karrot_streams.settings import Settings
 from karrot_streams.tables import agents as table_agents
 from karrot_streams.tables.declarations import Tables
@@ -28,9 +29,27 @@ class KarrotApp(faust.App):
     resources: Resources
     aggregates: Tables
 
+    async def on_first_start(self) -> None:
+        # Again with the configuration as it is now: ``faust worker --web-host/--web-bind``
+        # change it after create_app() checked the settings.
+        settings = self.resources.settings
+        check_serving(
+            bind_host=self.conf.web_bind,
+            canonical_url=str(self.conf.canonical_url),
+            tokens=(*settings.api_tokens, *settings.admin_tokens),
+            allow_demo_tokens=settings.allow_demo_tokens,
+        )
+        await super().on_first_start()
+
 
 def create_app(settings: Settings | None = None) -> KarrotApp:
     settings = settings or Settings()
+    check_serving(
+        bind_host=settings.web_host,
+        canonical_url=settings.canonical_url,
+        tokens=(*settings.api_tokens, *settings.admin_tokens),
+        allow_demo_tokens=settings.allow_demo_tokens,
+    )
     app = KarrotApp(
         settings.app_id,
         broker=f"kafka://{settings.kafka_bootstrap}",
@@ -39,7 +58,7 @@ def create_app(settings: Settings | None = None) -> KarrotApp:
         web_host=settings.web_host,
         web_port=settings.web_port,
         web_bind=settings.web_host,
-        canonical_url=settings.advertised_url or f"http://{settings.web_host}:{settings.web_port}",
+        canonical_url=settings.canonical_url,
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=settings.topic_replication,
         processing_guarantee=settings.processing_guarantee,
@@ -60,6 +79,10 @@ def create_app(settings: Settings | None = None) -> KarrotApp:
         # Faust's own /table pages would show table contents without a token.
         web_tables_enabled=False,
         web_graph_enabled=False,
+        # Its /router pages show every worker's URL and assignment to anyone who asks.
+        web_router_enabled=False,
+        # With debug on, its / and /assignment/ would show sensors and assignments the same way.
+        web_stats_enabled=False,
         # New topics (a fresh app's internal ones) are noticed in seconds, not 5 minutes.
         consumer_metadata_max_age_ms=15_000,
         autodiscover=False,

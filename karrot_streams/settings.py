@@ -9,6 +9,8 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from karrot_streams.serving import advertised_url
+
 ProcessingGuarantee = Literal["at_least_once", "exactly_once"]
 #: Kafka's codecs; ``none`` is the Kafka producer's own default.
 Compression = Literal["none", "gzip", "snappy", "lz4", "zstd"]
@@ -31,10 +33,14 @@ class Settings(BaseSettings):
     kafka_bootstrap: str = "localhost:9092"
     schema_registry_url: str = "http://localhost:8081/apis/ccompat/v7"
     database_url: SecretStr = SecretStr("postgresql://karrot:karrot@localhost:5432/karrot")
-    web_host: str = "0.0.0.0"  # noqa: S104  the worker serves its API to the network by design
+    #: Loopback by default, so a worker started with the demo tokens is not on the network.
+    web_host: str = "127.0.0.1"
     web_port: int = 6066
-    #: How other workers reach this one (table queries are forwarded to a key's owner).
+    #: How other workers reach this one (table queries are forwarded to a key's owner). Unset:
+    #: ``http://<web_host>:<web_port>``, or this host's name when ``web_host`` is a wildcard.
     advertised_url: str | None = None
+    #: Serve with the built-in demo tokens on a non-loopback address anyway (a demo only).
+    allow_demo_tokens: bool = False
     api_tokens: Annotated[tuple[SecretStr, ...], NoDecode] = (SecretStr("local-dev-token"),)
     admin_tokens: Annotated[tuple[SecretStr, ...], NoDecode] = (SecretStr("local-admin-token"),)
     fee_rate: Decimal = Field(default=Decimal("0.033"), ge=0, lt=1)
@@ -76,6 +82,11 @@ class Settings(BaseSettings):
     @classmethod
     def _tokens(cls, value: object) -> object:
         return _split_tokens(value)
+
+    @property
+    def canonical_url(self) -> str:
+        """The URL this worker advertises to its group: never a wildcard address."""
+        return advertised_url(self.advertised_url, self.web_host, self.web_port)
 
     @property
     def producer_compression_type(self) -> str | None:
