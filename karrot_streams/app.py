@@ -19,6 +19,7 @@ from karrot_streams.serving import check_serving
 from karrot_streams.settings import Settings
 from karrot_streams.tables import agents as table_agents
 from karrot_streams.tables.declarations import Tables
+from karrot_streams.web.peers import PeerAuth
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,7 @@ class KarrotApp(faust.App):
 
     resources: Resources
     aggregates: Tables
+    peer_auth: PeerAuth
 
     async def on_first_start(self) -> None:
         # Again with the configuration as it is now: ``faust worker --web-host/--web-bind``
@@ -38,6 +40,7 @@ class KarrotApp(faust.App):
             canonical_url=str(self.conf.canonical_url),
             tokens=(*settings.api_tokens, *settings.admin_tokens),
             allow_demo_tokens=settings.allow_demo_tokens,
+            peer_secret_set=settings.peer_secret is not None,
         )
         await super().on_first_start()
 
@@ -49,6 +52,7 @@ def create_app(settings: Settings | None = None) -> KarrotApp:
         canonical_url=settings.canonical_url,
         tokens=(*settings.api_tokens, *settings.admin_tokens),
         allow_demo_tokens=settings.allow_demo_tokens,
+        peer_secret_set=settings.peer_secret is not None,
     )
     app = KarrotApp(
         settings.app_id,
@@ -89,6 +93,7 @@ def create_app(settings: Settings | None = None) -> KarrotApp:
         loghandlers=[],
     )
     app.resources = Resources.create(settings)
+    app.peer_auth = PeerAuth(settings.peer_key)
     app.aggregates = Tables.declare(app, settings.topic_partitions)
     pipeline_agents.register(app, app.resources)
     table_agents.register(app, app.resources, app.aggregates)

@@ -59,6 +59,7 @@ def serving_problems(
     canonical_url: str,
     tokens: Iterable[SecretStr],
     allow_demo_tokens: bool,
+    peer_secret_set: bool = True,
 ) -> list[str]:
     """Why a worker bound to ``bind_host`` and advertising ``canonical_url`` must not start."""
     problems: list[str] = []
@@ -77,6 +78,13 @@ def serving_problems(
             "KARROT_ADMIN_TOKENS to secrets of your own, or bind KARROT_WEB_HOST=127.0.0.1, "
             "or set KARROT_ALLOW_DEMO_TOKENS=true for a demo"
         )
+    # A demo may use the secret derived from its (public) tokens: it has nothing more to lose.
+    if not peer_secret_set and not is_loopback(bind_host) and not allow_demo_tokens:
+        problems.append(
+            f"the web server binds {bind_host!r}, reachable from other hosts, and no "
+            "KARROT_PEER_SECRET is set: set it, the same on every worker of the group, to a "
+            "secret of at least 16 characters (workers sign the queries they forward with it)"
+        )
     return problems
 
 
@@ -86,12 +94,14 @@ def check_serving(
     canonical_url: str,
     tokens: Iterable[SecretStr],
     allow_demo_tokens: bool,
+    peer_secret_set: bool,
 ) -> None:
     problems = serving_problems(
         bind_host=bind_host,
         canonical_url=canonical_url,
         tokens=tokens,
         allow_demo_tokens=allow_demo_tokens,
+        peer_secret_set=peer_secret_set,
     )
     if problems:
         raise UnsafeConfiguration("Refusing to start: " + "; and ".join(problems))

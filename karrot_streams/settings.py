@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Literal
@@ -41,6 +42,10 @@ class Settings(BaseSettings):
     advertised_url: str | None = None
     #: Serve with the built-in demo tokens on a non-loopback address anyway (a demo only).
     allow_demo_tokens: bool = False
+    #: What the workers of one group sign forwarded queries with (web/peers.py). Unset, it is
+    #: derived from the app id and the tokens, which the workers of a local run share; a worker
+    #: bound to anything but loopback refuses to start without one.
+    peer_secret: SecretStr | None = None
     api_tokens: Annotated[tuple[SecretStr, ...], NoDecode] = (SecretStr("local-dev-token"),)
     admin_tokens: Annotated[tuple[SecretStr, ...], NoDecode] = (SecretStr("local-admin-token"),)
     fee_rate: Decimal = Field(default=Decimal("0.033"), ge=0, lt=1)
@@ -78,6 +83,13 @@ class Settings(BaseSettings):
     #: Every codec is readable whatever this says.
     producer_compression: Compression = "none"
 
+    @field_validator("peer_secret")
+    @classmethod
+    def _peer_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("KARROT_PEER_SECRET must be at least 16 characters")
+        return value
+
     @field_validator("api_tokens", "admin_tokens", mode="before")
     @classmethod
     def _tokens(cls, value: object) -> object:
@@ -87,6 +99,15 @@ class Settings(BaseSettings):
     def canonical_url(self) -> str:
         """The URL this worker advertises to its group: never a wildcard address."""
         return advertised_url(self.advertised_url, self.web_host, self.web_port)
+
+    @property
+    def peer_key(self) -> bytes:
+        """The key of the peer signatures: the secret, else one derived for local runs."""
+        if self.peer_secret is not None:
+            return self.peer_secret.get_secret_value().encode()
+        tokens = sorted(t.get_secret_value() for t in (*self.api_tokens, *self.admin_tokens))
+        material = "\0".join([self.app_id, *tokens])
+        return hashlib.sha256(b"karrot-peer\0" + material.encode()).digest()
 
     @property
     def producer_compression_type(self) -> str | None:

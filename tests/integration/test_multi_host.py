@@ -18,12 +18,14 @@ import httpx
 import pytest
 
 from karrot_streams.settings import Settings
+from karrot_streams.web.peers import FORWARDED_HEADER, PEER_HEADER, PeerAuth
 from tests.support.worker import API_TOKEN, free_port, running_worker, worker_env
 
 pytestmark = pytest.mark.integration
 
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 HOSTS = ("127.0.0.2", "127.0.0.3")
+PEER_SECRET = "the-peer-secret-of-two-hosts"
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +33,7 @@ def two_hosts(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> I
     base = tmp_path_factory.mktemp("two-hosts")
     port = str(free_port(*HOSTS))
     first = worker_env(Path(base / "a"), KARROT_WEB_PORT=port, KARROT_WEB_HOST=HOSTS[0])
+    first["KARROT_PEER_SECRET"] = PEER_SECRET
     second = {**first, "KARROT_WEB_HOST": HOSTS[1], "KARROT_DATA_DIR": str(base / "b")}
     with ExitStack() as stack:
         urls = [stack.enter_context(running_worker(env)) for env in (first, second)]
@@ -111,3 +114,16 @@ def test_every_key_is_answered_with_the_truth_from_both(two_hosts: list[str]) ->
         listed = httpx.get(url + "/api/v1/categories", headers=AUTH, timeout=30).json()
         counts = {c["category"]: c["itemCount"] for c in listed["categories"]}
         assert {c: counts.get(c) for c in truth} == truth, url
+    # Each worker really owns a part (so half of those answers were forwarded to the other).
+    path = "/api/v1/categories"
+    signature = PeerAuth(PEER_SECRET.encode()).sign("GET", path, "")
+    signed = {FORWARDED_HEADER: "1", PEER_HEADER: signature}
+
+    def local_categories(url: str) -> set[str]:
+        answer = httpx.get(url + path, headers=signed, timeout=30).json()
+        return {c["category"] for c in answer["categories"]} & set(truth)
+
+    local = [local_categories(url) for url in two_hosts]
+    assert local[0] and local[1], local
+    assert local[0] | local[1] == set(truth)
+    assert not local[0] & local[1]

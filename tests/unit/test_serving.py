@@ -31,6 +31,7 @@ def _no_web_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         "KARROT_API_TOKENS",
         "KARROT_ADMIN_TOKENS",
         "KARROT_ALLOW_DEMO_TOKENS",
+        "KARROT_PEER_SECRET",
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("KARROT_DATA_DIR", str(tmp_path))
@@ -59,6 +60,7 @@ def test_the_advertised_url_setting_wins(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("KARROT_ADVERTISED_URL", "http://worker-7.internal:6066")
     monkeypatch.setenv("KARROT_API_TOKENS", "own-token")
     monkeypatch.setenv("KARROT_ADMIN_TOKENS", "own-admin")
+    monkeypatch.setenv("KARROT_PEER_SECRET", "a-long-enough-peer-secret")
     settings = Settings()
     assert settings.canonical_url == "http://worker-7.internal:6066"
     app = create_app(settings)
