@@ -13,14 +13,13 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 from karrot_streams.dlq.letters import HeaderList
-from karrot_streams.dlq.reader import read_letters
+from karrot_streams.dlq.reader import ListRange, list_letters, read_letters
 from karrot_streams.dlq.records import RedriveRecords
 from karrot_streams.dlq.redrive import RedriveIncomplete, Redriver, RedriveReport
 from karrot_streams.dlq.selection import (
     DEAD_LETTER_TOPICS,
     InvalidSelection,
     Selection,
-    newest_first,
     parse_instant,
     select,
 )
@@ -81,8 +80,15 @@ async def run(settings: Settings, args: argparse.Namespace, write: Write) -> int
 async def _list(
     settings: Settings, topic: str, selection: Selection, limit: int, write: Write
 ) -> int:
-    matching = await read_letters(settings.kafka_bootstrap, topic, keep=selection.matches)
-    shown = newest_first(matching, max(0, limit))
+    scan = await list_letters(
+        settings.kafka_bootstrap,
+        topic,
+        limit=max(0, limit),
+        max_bytes=settings.dlq_read_max_bytes,
+        where=ListRange(since=selection.since),
+        keep=selection.matches,
+    )
+    shown = scan.letters
     async with RedriveRecords.connect(settings.database_dsn) as records:
         known = await records.lookup(topic, [x.position for x in shown])
     rows = []
@@ -103,8 +109,10 @@ async def _list(
     header = ["PARTITION", "OFFSET", "FAILED_AT", "RETRIES", "REDRIVEN", "EXCEPTION", "KEY"]
     write(format_table([*header, "MESSAGE"], rows))
     redriven = sum(1 for row in rows if row[4] == "yes")
+    # An incomplete scan stopped early (the newest were found, or the byte budget ran out).
+    total = str(scan.matched) if scan.complete else f"at least {scan.matched}"
     write(
-        f"{len(shown)} of {len(matching)} matching dead letters in {topic} shown"
+        f"{len(shown)} of {total} matching dead letters in {topic} shown"
         f" ({redriven} of those redriven)"
     )
     return 0
@@ -113,7 +121,9 @@ async def _list(
 async def _redrive(
     settings: Settings, topic: str, selection: Selection, write: Write, *, dry_run: bool
 ) -> int:
-    letters = await read_letters(settings.kafka_bootstrap, topic, position=selection.single)
+    letters = await read_letters(
+        settings.kafka_bootstrap, topic, position=selection.single, since=selection.since
+    )
     if selection.single is not None and not letters:
         write(
             f"error: no dead letter at {topic} partition {selection.partition}"

@@ -72,8 +72,13 @@ class DeadLettersView(ApiView):
         )
         topics = [dead_letter_topic(topic) for topic in INPUT_TOPICS]
         try:
+            settings = self.resources.settings
             letters = await read_dead_letters(
-                self.resources.settings.kafka_bootstrap, topics, limit, DLQ_TIMEOUT_S
+                settings.kafka_bootstrap,
+                topics,
+                limit,
+                DLQ_TIMEOUT_S,
+                max_bytes=settings.dlq_read_max_bytes,
             )
         except (KafkaError, TimeoutError, OSError) as exc:
             log.warning("Reading the dead-letter topics failed: %s", exc)
