@@ -110,6 +110,11 @@ def create_app(settings: Settings | None = None) -> KarrotApp:
     async def keep_registrations() -> None:
         await app.resources.refresh_registrations()
 
+    @app.timer(settings.stats_refresh_s)  # type: ignore[untyped-decorator]
+    async def refresh_status_counts() -> None:
+        if app.resources.status_counts is not None:
+            await app.resources.status_counts.refresh()
+
     from karrot_streams.web import routes  # noqa: PLC0415  web imports the app's pieces
 
     routes.register(app)

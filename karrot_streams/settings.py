@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     #: topics: a dead letter is its original record plus the failure headers, so a record just
     #: under the broker's 1 MiB limit needs room above it to be dead-lettered at all.
     max_record_bytes: int = Field(default=2 * 1024 * 1024, ge=1024 * 1024)
+    #: How often the event-store counts of the open stats view are taken (one query per
+    #: interval per worker, on a connection of its own, whatever the number of requests).
+    stats_refresh_s: float = Field(default=15.0, gt=0)
     #: Most bytes of dead letters one listing request reads (plus one record): a dead-letter
     #: topic may hold millions of letters of up to ``max_record_bytes`` each.
     dlq_read_max_bytes: int = Field(default=32 * 1024 * 1024, ge=64 * 1024)
