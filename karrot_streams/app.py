@@ -11,6 +11,7 @@ from typing import Any
 
 import faust
 
+from karrot_streams.connections import kafka_connection
 from karrot_streams.monitoring import liveness
 from karrot_streams.pipeline import agents as pipeline_agents
 from karrot_streams.provision import dead_letter_limits
@@ -54,9 +55,12 @@ def create_app(settings: Settings | None = None) -> KarrotApp:
         allow_demo_tokens=settings.allow_demo_tokens,
         peer_secret_set=settings.peer_secret is not None,
     )
+    # Built here, before the event loop runs: a TLS context reads its files.
+    kafka = kafka_connection(settings)
     app = KarrotApp(
         settings.app_id,
-        broker=f"kafka://{settings.kafka_bootstrap}",
+        broker=f"kafka://{kafka.bootstrap}",
+        broker_credentials=kafka.faust_credentials(),
         store="rocksdb://",  # Faust picks rocksdict when it is installed
         datadir=str(settings.data_dir),
         web_host=settings.web_host,

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from karrot_streams import traffic
+from karrot_streams.connections import kafka_connection
 from karrot_streams.dlq import commands as dlq_commands
 from karrot_streams.provision import provision
 from karrot_streams.resources import Resources
@@ -24,7 +25,7 @@ async def _generate(settings: Settings, args: argparse.Namespace) -> None:
     spec = traffic.TrafficSpec(count=args.count, poison_share=args.poison, seed=args.seed)
     writers = {topic: resources.writers[topic] for topic in INPUT_TOPICS}
     batch = list(traffic.records(spec, writers))
-    seconds = await traffic.produce(settings.kafka_bootstrap, batch, rate=args.rate)
+    seconds = await traffic.produce(kafka_connection(settings), batch, rate=args.rate)
     poison = sum(1 for r in batch if r.poison)
     print(
         f"produced {len(batch)} records ({poison} poison) in {seconds:.2f}s"
@@ -46,6 +47,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     settings = Settings()
+    # TLS files are read here, once, before any event loop runs (the connection is cached).
+    kafka_connection(settings)
     if args.command == "init":
         asyncio.run(provision(settings))
     elif args.command == "generate":

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from karrot_streams.avro import schemas
 from karrot_streams.avro.registry import SchemaIncompatible, SchemaRegistry, WriterSchema
+from karrot_streams.connections import registry_tls_context
 from karrot_streams.events.failures import TransientFailure
 from karrot_streams.events.types import enriched_topic, value_subject
 from karrot_streams.monitoring.health import Health
@@ -44,7 +45,12 @@ class Resources:
     def create(cls, settings: Settings) -> Resources:
         return cls(
             settings=settings,
-            registry=SchemaRegistry(settings.schema_registry_url),
+            registry=SchemaRegistry(
+                settings.schema_registry_url,
+                username=settings.schema_registry_username,
+                password=settings.schema_registry_password,
+                tls=registry_tls_context(settings),
+            ),
             store=EventStore(settings.database_dsn),
             topics=InternalTopics(settings.app_id),
             status_counts=StatusCounts(settings.database_dsn),

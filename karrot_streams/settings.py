@@ -7,12 +7,14 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from karrot_streams.serving import advertised_url
 
 ProcessingGuarantee = Literal["at_least_once", "exactly_once"]
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 #: Kafka's codecs; ``none`` is the Kafka producer's own default.
 Compression = Literal["none", "gzip", "snappy", "lz4", "zstd"]
 
@@ -25,6 +27,56 @@ def _split_tokens(value: object) -> object:
     return value
 
 
+def connection_problems(settings: Settings) -> list[str]:
+    """What is inconsistent in the Kafka and registry connection settings, by variable."""
+    problems: list[str] = []
+    protocol = settings.kafka_security_protocol
+    sasl = protocol.startswith("SASL_")
+    tls = protocol in ("SSL", "SASL_SSL")
+    if sasl:
+        missing = [
+            name
+            for name, value in (
+                ("KARROT_KAFKA_SASL_MECHANISM", settings.kafka_sasl_mechanism),
+                ("KARROT_KAFKA_SASL_USERNAME", settings.kafka_sasl_username),
+                ("KARROT_KAFKA_SASL_PASSWORD", settings.kafka_sasl_password),
+            )
+            if not value
+        ]
+        if missing:
+            problems.append(f"KARROT_KAFKA_SECURITY_PROTOCOL={protocol} needs {', '.join(missing)}")
+    elif settings.kafka_sasl_mechanism or settings.kafka_sasl_username:
+        problems.append(
+            f"KARROT_KAFKA_SASL_* are set but KARROT_KAFKA_SECURITY_PROTOCOL={protocol}: "
+            "use SASL_SSL (or SASL_PLAINTEXT)"
+        )
+    files = (settings.kafka_ssl_cafile, settings.kafka_ssl_certfile, settings.kafka_ssl_keyfile)
+    if not tls and any(files):
+        problems.append(
+            f"KARROT_KAFKA_SSL_* files are set but KARROT_KAFKA_SECURITY_PROTOCOL={protocol}: "
+            "use SSL or SASL_SSL"
+        )
+    if settings.kafka_ssl_keyfile and not settings.kafka_ssl_certfile:
+        problems.append("KARROT_KAFKA_SSL_KEYFILE needs KARROT_KAFKA_SSL_CERTFILE")
+    if settings.schema_registry_key_file and not settings.schema_registry_cert_file:
+        problems.append("KARROT_SCHEMA_REGISTRY_KEY_FILE needs KARROT_SCHEMA_REGISTRY_CERT_FILE")
+    if bool(settings.schema_registry_username) != bool(settings.schema_registry_password):
+        problems.append(
+            "KARROT_SCHEMA_REGISTRY_USERNAME and KARROT_SCHEMA_REGISTRY_PASSWORD go together"
+        )
+    for name, path in (
+        ("KARROT_KAFKA_SSL_CAFILE", settings.kafka_ssl_cafile),
+        ("KARROT_KAFKA_SSL_CERTFILE", settings.kafka_ssl_certfile),
+        ("KARROT_KAFKA_SSL_KEYFILE", settings.kafka_ssl_keyfile),
+        ("KARROT_SCHEMA_REGISTRY_CA_FILE", settings.schema_registry_ca_file),
+        ("KARROT_SCHEMA_REGISTRY_CERT_FILE", settings.schema_registry_cert_file),
+        ("KARROT_SCHEMA_REGISTRY_KEY_FILE", settings.schema_registry_key_file),
+    ):
+        if path is not None and not path.is_file():
+            problems.append(f"{name}={path} is not a readable file")
+    return problems
+
+
 class Settings(BaseSettings):
     """Typed, frozen configuration read from ``KARROT_*`` environment variables."""
 
@@ -32,7 +84,27 @@ class Settings(BaseSettings):
 
     app_id: str = "karrot-streams"
     kafka_bootstrap: str = "localhost:9092"
+    #: How every Kafka client of the project connects (connections.py builds the clients'
+    #: arguments from these): TLS with ``SSL``/``SASL_SSL``, SASL with ``SASL_*``.
+    kafka_security_protocol: SecurityProtocol = "PLAINTEXT"
+    kafka_sasl_mechanism: SaslMechanism | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    #: PEM files: the CAs that signed the brokers' certificates (else the system's), and a
+    #: client certificate and key for mutual TLS.
+    kafka_ssl_cafile: Path | None = None
+    kafka_ssl_certfile: Path | None = None
+    kafka_ssl_keyfile: Path | None = None
+    kafka_ssl_key_password: SecretStr | None = None
+    kafka_ssl_check_hostname: bool = True
     schema_registry_url: str = "http://localhost:8081/apis/ccompat/v7"
+    #: Basic auth for the registry, instead of credentials inside its URL.
+    schema_registry_username: str | None = None
+    schema_registry_password: SecretStr | None = None
+    #: A CA bundle for an https registry, and a client certificate and key for mutual TLS.
+    schema_registry_ca_file: Path | None = None
+    schema_registry_cert_file: Path | None = None
+    schema_registry_key_file: Path | None = None
     database_url: SecretStr = SecretStr("postgresql://karrot:karrot@localhost:5432/karrot")
     #: Loopback by default, so a worker started with the demo tokens is not on the network.
     web_host: str = "127.0.0.1"
@@ -95,6 +167,13 @@ class Settings(BaseSettings):
         if value is not None and len(value.get_secret_value()) < 16:
             raise ValueError("KARROT_PEER_SECRET must be at least 16 characters")
         return value
+
+    @model_validator(mode="after")
+    def _connections(self) -> Settings:
+        problems = connection_problems(self)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
     @field_validator("api_tokens", "admin_tokens", mode="before")
     @classmethod

@@ -12,6 +12,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
+from karrot_streams.connections import kafka_connection
 from karrot_streams.dlq.letters import HeaderList
 from karrot_streams.dlq.reader import ListRange, list_letters, read_letters
 from karrot_streams.dlq.records import RedriveRecords
@@ -81,7 +82,7 @@ async def _list(
     settings: Settings, topic: str, selection: Selection, limit: int, write: Write
 ) -> int:
     scan = await list_letters(
-        settings.kafka_bootstrap,
+        kafka_connection(settings),
         topic,
         limit=max(0, limit),
         max_bytes=settings.dlq_read_max_bytes,
@@ -122,7 +123,7 @@ async def _redrive(
     settings: Settings, topic: str, selection: Selection, write: Write, *, dry_run: bool
 ) -> int:
     letters = await read_letters(
-        settings.kafka_bootstrap, topic, position=selection.single, since=selection.since
+        kafka_connection(settings), topic, position=selection.single, since=selection.since
     )
     if selection.single is not None and not letters:
         write(
@@ -131,7 +132,7 @@ async def _redrive(
         )
         return 1
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap, acks="all", enable_idempotence=True
+        **kafka_connection(settings).client_kwargs(), acks="all", enable_idempotence=True
     )
     await producer.start()
     try:

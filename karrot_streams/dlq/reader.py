@@ -21,6 +21,7 @@ from datetime import datetime
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
+from karrot_streams.connections import KafkaConnection, as_connection
 from karrot_streams.dlq.letters import DeadLetter, Position
 
 POLL_MS = 200
@@ -39,14 +40,14 @@ Windows = Mapping[TopicPartition, tuple[int, int]]
 
 @asynccontextmanager
 async def dlq_consumer(
-    bootstrap: str,
+    kafka: str | KafkaConnection,
     timeout_s: float,
     client_id: str = "karrot-streams-dlq",
     *,
     max_partition_fetch_bytes: int = 1024 * 1024,
 ) -> AsyncIterator[AIOKafkaConsumer]:
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
+        **as_connection(kafka).client_kwargs(),
         group_id=None,
         enable_auto_commit=False,
         client_id=client_id,
@@ -237,7 +238,7 @@ class ListRange:
 
 
 async def list_letters(
-    bootstrap: str,
+    kafka: str | KafkaConnection,
     topic: str,
     *,
     limit: int,
@@ -247,7 +248,7 @@ async def list_letters(
     timeout_s: float = READ_TIMEOUT_S,
 ) -> Scan:
     """The newest ``limit`` letters of ``topic`` ``keep`` accepts, read within ``where``."""
-    async with asyncio.timeout(timeout_s), dlq_consumer(bootstrap, timeout_s) as consumer:
+    async with asyncio.timeout(timeout_s), dlq_consumer(kafka, timeout_s) as consumer:
         partitions = await partitions_of(consumer, [topic])
         if where.partition is not None:
             partitions = [tp for tp in partitions if tp.partition == where.partition]
@@ -271,13 +272,17 @@ async def list_letters(
 
 
 async def read_letter(
-    bootstrap: str, topic: str, position: Position, *, timeout_s: float = READ_TIMEOUT_S
+    kafka: str | KafkaConnection,
+    topic: str,
+    position: Position,
+    *,
+    timeout_s: float = READ_TIMEOUT_S,
 ) -> DeadLetter | None:
     """The one letter at ``position`` of ``topic`` (one offset, one fetch), or None."""
     partition, offset = position
     async with (
         asyncio.timeout(timeout_s),
-        dlq_consumer(bootstrap, timeout_s, max_partition_fetch_bytes=ONE_RECORD_FETCH_BYTES) as (
+        dlq_consumer(kafka, timeout_s, max_partition_fetch_bytes=ONE_RECORD_FETCH_BYTES) as (
             consumer
         ),
     ):
@@ -298,7 +303,7 @@ async def read_letter(
 
 
 async def read_letters(
-    bootstrap: str,
+    kafka: str | KafkaConnection,
     topic: str,
     *,
     position: Position | None = None,
@@ -310,7 +315,7 @@ async def read_letters(
 
     With ``since``, reading starts at the first offset at or after that moment.
     """
-    async with asyncio.timeout(timeout_s), dlq_consumer(bootstrap, timeout_s) as consumer:
+    async with asyncio.timeout(timeout_s), dlq_consumer(kafka, timeout_s) as consumer:
         partitions = await partitions_of(consumer, [topic])
         if position is not None:
             partitions = [tp for tp in partitions if tp.partition == position[0]]

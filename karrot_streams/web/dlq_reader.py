@@ -15,6 +15,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from karrot_streams.connections import KafkaConnection
 from karrot_streams.dlq.reader import dlq_consumer, partitions_of, scan_newest
 from karrot_streams.web.responses import iso_utc
 
@@ -64,7 +65,7 @@ def _text(value: bytes | None) -> str | None:
 
 
 async def read_dead_letters(
-    bootstrap: str,
+    kafka: KafkaConnection,
     topics: Sequence[str],
     limit: int,
     timeout_s: float,
@@ -72,7 +73,7 @@ async def read_dead_letters(
 ) -> DeadLetters:
     async with (
         asyncio.timeout(timeout_s),
-        dlq_consumer(bootstrap, timeout_s, "karrot-streams-dlq-view") as consumer,
+        dlq_consumer(kafka, timeout_s, "karrot-streams-dlq-view") as consumer,
     ):
         return await _read(consumer, topics, limit, max_bytes)
 

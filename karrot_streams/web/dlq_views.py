@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 from aiokafka.errors import KafkaError
 
+from karrot_streams.connections import kafka_connection
 from karrot_streams.dlq.letters import DeadLetter, HeaderList
 from karrot_streams.dlq.reader import (
     Scan,
@@ -62,14 +63,14 @@ class DeadLetterMessagesView(ApiView):
         resources = await self.ready()
         settings = resources.settings
         if selection.single is not None:
-            one = await _kafka(read_letter(settings.kafka_bootstrap, dlq_topic, selection.single))
+            one = await _kafka(read_letter(kafka_connection(settings), dlq_topic, selection.single))
             shown = [one] if one is not None and selection.matches(one) else []
             scan = Scan(letters=shown, matched=len(shown), records=int(one is not None))
             scan.bytes = sum(record_size(x) for x in shown)
         else:
             scan = await _kafka(
                 list_letters(
-                    settings.kafka_bootstrap,
+                    kafka_connection(settings),
                     dlq_topic,
                     limit=limit,
                     max_bytes=settings.dlq_read_max_bytes,
@@ -122,7 +123,7 @@ class RedriveView(ApiView):
         await self.ready()
         letters = await _kafka(
             read_letters(
-                settings.kafka_bootstrap,
+                kafka_connection(settings),
                 dlq_topic,
                 position=selection.single,
                 since=selection.since,

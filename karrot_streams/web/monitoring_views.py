@@ -9,6 +9,7 @@ from aiohttp import web
 from aiokafka.errors import KafkaError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from karrot_streams.connections import kafka_connection
 from karrot_streams.events.types import dead_letter_topic
 from karrot_streams.settings import INPUT_TOPICS
 from karrot_streams.web import health_checks
@@ -74,7 +75,7 @@ class DeadLettersView(ApiView):
         try:
             settings = self.resources.settings
             letters = await read_dead_letters(
-                settings.kafka_bootstrap,
+                kafka_connection(settings),
                 topics,
                 limit,
                 DLQ_TIMEOUT_S,
