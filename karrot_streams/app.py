@@ -11,7 +11,7 @@ from typing import Any
 
 import faust
 
-from karrot_streams.connections import kafka_connection
+from karrot_streams.connections import check_kafka, kafka_connection
 from karrot_streams.monitoring import liveness
 from karrot_streams.pipeline import agents as pipeline_agents
 from karrot_streams.provision import dead_letter_limits
@@ -43,6 +43,9 @@ class KarrotApp(faust.App):
             allow_demo_tokens=settings.allow_demo_tokens,
             peer_secret_set=settings.peer_secret is not None,
         )
+        # A wrong password or an untrusted certificate stops the worker here, with the
+        # variables to fix, instead of every client retrying "Unable to bootstrap" forever.
+        await check_kafka(kafka_connection(settings))
         await super().on_first_start()
 
 

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from karrot_streams import traffic
-from karrot_streams.connections import kafka_connection
+from karrot_streams.connections import KafkaMisconfigured, check_kafka, kafka_connection
 from karrot_streams.dlq import commands as dlq_commands
 from karrot_streams.provision import provision
 from karrot_streams.resources import Resources
@@ -48,7 +48,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     settings = Settings()
     # TLS files are read here, once, before any event loop runs (the connection is cached).
-    kafka_connection(settings)
+    kafka = kafka_connection(settings)
+    try:
+        asyncio.run(check_kafka(kafka))
+    except KafkaMisconfigured as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
     if args.command == "init":
         asyncio.run(provision(settings))
     elif args.command == "generate":

@@ -9,6 +9,8 @@ files once per process and is cached: the entry points build it before their eve
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import ssl
 from dataclasses import dataclass
 from functools import lru_cache
@@ -16,6 +18,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import faust
+from aiokafka.conn import create_conn
+from aiokafka.errors import KafkaConnectionError, SaslAuthenticationFailed
+from aiokafka.protocol.metadata import MetadataRequest
 from pydantic import SecretStr
 
 from karrot_streams.redaction import redacted
@@ -23,7 +28,17 @@ from karrot_streams.redaction import redacted
 if TYPE_CHECKING:
     from karrot_streams.settings import Settings
 
-__all__ = ["KafkaConnection", "as_connection", "kafka_connection", "redacted", "tls_context"]
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "KafkaConnection",
+    "KafkaMisconfigured",
+    "as_connection",
+    "check_kafka",
+    "kafka_connection",
+    "redacted",
+    "tls_context",
+]
 
 
 def tls_context(
@@ -197,3 +212,57 @@ def as_connection(kafka: str | KafkaConnection) -> KafkaConnection:
     """A connection from a plain bootstrap list (plaintext, as tests and tools on the local
     stack pass it) or as it is."""
     return kafka if isinstance(kafka, KafkaConnection) else KafkaConnection(bootstrap=kafka)
+
+
+class KafkaMisconfigured(RuntimeError):
+    """The brokers answer, but refuse this client's security settings: no retry will help."""
+
+
+async def check_kafka(kafka: KafkaConnection, timeout_s: float = 10.0) -> None:
+    """Fail fast, with the variables to fix, when the first broker refuses how we connect.
+
+    A wrong password, an untrusted certificate or a plaintext client on a TLS listener is a
+    configuration error: it raises ``KafkaMisconfigured`` instead of letting every client retry
+    forever with "Unable to bootstrap". A broker that does not answer at all is an outage, not
+    a configuration error: that returns, and the worker waits for it as for any outage.
+    """
+    first = kafka.bootstrap.split(",")[0].strip()
+    host, _, port = first.rpartition(":")
+    where = f"Kafka at {first}"
+    kwargs = {k: v for k, v in kafka.client_kwargs().items() if k != "bootstrap_servers"}
+    try:
+        async with asyncio.timeout(timeout_s):
+            conn = await create_conn(
+                host, int(port), request_timeout_ms=int(timeout_s * 1000), **kwargs
+            )
+            try:
+                await conn.send(MetadataRequest([]))
+            finally:
+                conn.close()
+    except SaslAuthenticationFailed as exc:
+        raise KafkaMisconfigured(
+            f"{where} refused the SASL credentials of user {kafka.username!r} "
+            f"({kafka.sasl_mechanism}): check KARROT_KAFKA_SASL_USERNAME, "
+            f"KARROT_KAFKA_SASL_PASSWORD and KARROT_KAFKA_SASL_MECHANISM ({exc})"
+        ) from exc
+    except ssl.SSLCertVerificationError as exc:
+        raise KafkaMisconfigured(
+            f"{where} presented a certificate this client does not trust ({exc.verify_message}):"
+            " set KARROT_KAFKA_SSL_CAFILE to the CA that signed it"
+            " (or KARROT_KAFKA_SSL_CHECK_HOSTNAME=false if it names another host)"
+        ) from exc
+    except ssl.SSLError as exc:
+        raise KafkaMisconfigured(
+            f"TLS with {where} failed ({exc}): is KARROT_KAFKA_SECURITY_PROTOCOL="
+            f"{kafka.security_protocol} what this listener speaks?"
+        ) from exc
+    except KafkaConnectionError as exc:
+        if kafka.ssl_context is None:
+            # Connected, then dropped at the first request: the listener wants a TLS handshake.
+            raise KafkaMisconfigured(
+                f"{where} closed the connection of a {kafka.security_protocol} client: the "
+                "listener probably wants TLS (KARROT_KAFKA_SECURITY_PROTOCOL=SSL or SASL_SSL)"
+            ) from exc
+        log.warning("%s dropped the connection check: %s", where, exc)
+    except (OSError, TimeoutError) as exc:
+        log.warning("%s does not answer yet (%s); waiting for it as for any outage", where, exc)

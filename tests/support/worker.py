@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx
 
+from karrot_streams.connections import KafkaConnection
 from karrot_streams.settings import INPUT_TOPICS
 from tests.support.kafka import start_group_at_end
 
@@ -58,6 +59,9 @@ class WorkerProcess:
     host: str = "127.0.0.1"
     #: A new app starts at the end of the shared input topics, not at their first record.
     from_end: bool = True
+    #: How the test reaches Kafka to start the group at the end (default: the worker's bootstrap,
+    #: plaintext); a worker on a secured listener needs the secured connection.
+    group_kafka: str | KafkaConnection | None = None
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -82,7 +86,9 @@ class WorkerProcess:
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if self.from_end:
-            bootstrap = self.env().get("KARROT_KAFKA_BOOTSTRAP", "localhost:9092")
+            bootstrap = self.group_kafka or self.env().get(
+                "KARROT_KAFKA_BOOTSTRAP", "localhost:9092"
+            )
             # A thread of its own: start() is called from sync and async tests alike.
             thread = threading.Thread(
                 target=asyncio.run,
