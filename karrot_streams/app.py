@@ -15,6 +15,7 @@ from karrot_streams.connections import check_kafka, kafka_connection
 from karrot_streams.monitoring import liveness
 from karrot_streams.pipeline import agents as pipeline_agents
 from karrot_streams.provision import dead_letter_limits
+from karrot_streams.redaction import install_log_redaction
 from karrot_streams.resources import Resources
 from karrot_streams.serving import check_serving
 from karrot_streams.settings import Settings
@@ -51,6 +52,7 @@ class KarrotApp(faust.App):
 
 def create_app(settings: Settings | None = None) -> KarrotApp:
     settings = settings or Settings()
+    install_log_redaction()
     check_serving(
         bind_host=settings.web_host,
         canonical_url=settings.canonical_url,

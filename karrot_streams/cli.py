@@ -14,6 +14,7 @@ from karrot_streams import traffic
 from karrot_streams.connections import KafkaMisconfigured, check_kafka, kafka_connection
 from karrot_streams.dlq import commands as dlq_commands
 from karrot_streams.provision import provision
+from karrot_streams.redaction import install_log_redaction
 from karrot_streams.resources import Resources
 from karrot_streams.settings import INPUT_TOPICS, Settings
 
@@ -46,6 +47,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    install_log_redaction()
     settings = Settings()
     # TLS files are read here, once, before any event loop runs (the connection is cached).
     kafka = kafka_connection(settings)

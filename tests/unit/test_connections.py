@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import ssl
 import subprocess
 from pathlib import Path
@@ -14,7 +15,7 @@ from karrot_streams.app import create_app
 from karrot_streams.avro.registry import SchemaRegistry
 from karrot_streams.connections import KafkaConnection, as_connection, kafka_connection
 from karrot_streams.monitoring.health import Health
-from karrot_streams.redaction import redacted
+from karrot_streams.redaction import install_log_redaction, redacted
 from karrot_streams.settings import Settings
 
 KAFKA_VARIABLES = (
@@ -238,3 +239,12 @@ def _schema() -> object:
 def test_a_connection_without_secret_values_in_its_kwargs_for_plaintext() -> None:
     kafka = KafkaConnection("h:1", password=SecretStr("x"))
     assert "sasl_plain_password" not in kafka.client_kwargs()
+
+
+def test_log_records_are_redacted(caplog: pytest.LogCaptureFixture) -> None:
+    install_log_redaction()
+    install_log_redaction()  # once is enough: a second call does not wrap it again
+    with caplog.at_level(logging.INFO, logger="httpx"):
+        logging.getLogger("httpx").info("HTTP Request: GET %s", "http://u:hunter2@registry/x")
+    assert "hunter2" not in caplog.text
+    assert "http://u:***@registry/x" in caplog.text
