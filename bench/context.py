@@ -11,6 +11,7 @@ from pathlib import Path
 
 from bench.options import Options
 from karrot_streams.avro.registry import WriterSchema
+from karrot_streams.connections import KafkaConnection, kafka_connection
 from karrot_streams.events.types import enriched_topic
 from karrot_streams.resources import Resources
 from karrot_streams.settings import INPUT_TOPICS, Settings
@@ -44,8 +45,9 @@ class Bench:
     noise: list[dict[str, object]] = field(default_factory=list)
 
     @property
-    def bootstrap(self) -> str:
-        return self.settings.kafka_bootstrap
+    def bootstrap(self) -> KafkaConnection:
+        """The project's one Kafka connection (TLS/SASL as the settings say)."""
+        return kafka_connection(self.settings)
 
     @property
     def dsn(self) -> str:

@@ -10,6 +10,7 @@ from dataclasses import replace
 from aiokafka import AIOKafkaProducer
 
 from karrot_streams.avro.registry import WriterSchema
+from karrot_streams.connections import KafkaConnection, as_connection
 from karrot_streams.traffic import Record, TrafficSpec, produce, records
 
 
@@ -23,7 +24,9 @@ def event_ids(batch: Sequence[Record]) -> list[str]:
 
 
 async def produce_to(
-    bootstrap: str, batch: Sequence[Record], topic_of: Callable[[str], str] = lambda t: t
+    bootstrap: str | KafkaConnection,
+    batch: Sequence[Record],
+    topic_of: Callable[[str], str] = lambda t: t,
 ) -> float:
     """Produce as fast as possible (traffic.produce), optionally to renamed topics."""
     renamed = [replace(r, topic=topic_of(r.topic)) for r in batch]
@@ -31,14 +34,14 @@ async def produce_to(
 
 
 async def produce_paced(
-    bootstrap: str, batch: Sequence[Record], rate: float, deadline_s: float
+    bootstrap: str | KafkaConnection, batch: Sequence[Record], rate: float, deadline_s: float
 ) -> dict[str, float]:
     """Produce at ``rate`` events/s; the send time (epoch s) of each event id.
 
     Like traffic.produce(rate=...), with the clock read at each send and linger kept short, so
     the send time is the moment a client handed the event over.
     """
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=1)
+    producer = AIOKafkaProducer(**as_connection(bootstrap).client_kwargs(), acks="all", linger_ms=1)
     await producer.start()
     sent: dict[str, float] = {}
     pending = []

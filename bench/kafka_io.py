@@ -11,12 +11,14 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
+from karrot_streams.connections import KafkaConnection, as_connection
+
 FETCH_TIMEOUT_MS = 3000
 
 
 @contextlib.asynccontextmanager
-async def admin(bootstrap: str) -> AsyncIterator[AIOKafkaAdminClient]:
-    client = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+async def admin(bootstrap: str | KafkaConnection) -> AsyncIterator[AIOKafkaAdminClient]:
+    client = AIOKafkaAdminClient(**as_connection(bootstrap).client_kwargs())
     await client.start()
     try:
         yield client
@@ -25,9 +27,11 @@ async def admin(bootstrap: str) -> AsyncIterator[AIOKafkaAdminClient]:
 
 
 @contextlib.asynccontextmanager
-async def reader(bootstrap: str, group: str | None = None) -> AsyncIterator[AIOKafkaConsumer]:
+async def reader(
+    bootstrap: str | KafkaConnection, group: str | None = None
+) -> AsyncIterator[AIOKafkaConsumer]:
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
+        **as_connection(bootstrap).client_kwargs(), group_id=group, enable_auto_commit=False
     )
     await consumer.start()
     await asyncio.sleep(0)  # aiokafka 0.14: let the background task start before any stop()
@@ -38,7 +42,10 @@ async def reader(bootstrap: str, group: str | None = None) -> AsyncIterator[AIOK
 
 
 async def create_topics(
-    bootstrap: str, names: Iterable[str], partitions: int, config: Mapping[str, str] | None = None
+    bootstrap: str | KafkaConnection,
+    names: Iterable[str],
+    partitions: int,
+    config: Mapping[str, str] | None = None,
 ) -> None:
     topics = [NewTopic(n, partitions, 1, topic_configs=dict(config or {})) for n in names]
     async with admin(bootstrap) as client:
@@ -46,12 +53,12 @@ async def create_topics(
     await asyncio.sleep(0.5)  # metadata propagation on the single local broker
 
 
-async def topics_matching(bootstrap: str, fragment: str) -> list[str]:
+async def topics_matching(bootstrap: str | KafkaConnection, fragment: str) -> list[str]:
     async with admin(bootstrap) as client:
         return sorted(t for t in await client.list_topics() if fragment in t)
 
 
-async def delete_topics(bootstrap: str, names: Iterable[str]) -> None:
+async def delete_topics(bootstrap: str | KafkaConnection, names: Iterable[str]) -> None:
     wanted = sorted(set(names))
     if not wanted:
         return
@@ -69,14 +76,16 @@ async def partitions_of(consumer: AIOKafkaConsumer, topics: Iterable[str]) -> li
     ]
 
 
-async def end_offsets(bootstrap: str, topics: Iterable[str]) -> dict[TopicPartition, int]:
+async def end_offsets(
+    bootstrap: str | KafkaConnection, topics: Iterable[str]
+) -> dict[TopicPartition, int]:
     async with reader(bootstrap) as consumer:
         tps = await partitions_of(consumer, topics)
         return dict(await consumer.end_offsets(tps)) if tps else {}
 
 
 async def start_group_at_end(
-    bootstrap: str, group: str, topics: Iterable[str]
+    bootstrap: str | KafkaConnection, group: str, topics: Iterable[str]
 ) -> dict[TopicPartition, int]:
     """Commit the current end offsets for ``group``, so a new consumer skips the backlog."""
     async with reader(bootstrap, group) as consumer:
@@ -87,7 +96,9 @@ async def start_group_at_end(
         return ends
 
 
-async def consumed_since(bootstrap: str, group: str, starts: Mapping[TopicPartition, int]) -> int:
+async def consumed_since(
+    bootstrap: str | KafkaConnection, group: str, starts: Mapping[TopicPartition, int]
+) -> int:
     """Records ``group`` has committed past ``starts``."""
     async with admin(bootstrap) as client:
         committed = await client.list_consumer_group_offsets(group)
@@ -98,7 +109,7 @@ async def consumed_since(bootstrap: str, group: str, starts: Mapping[TopicPartit
     )
 
 
-async def group_lag(bootstrap: str, group: str, topics: Iterable[str]) -> int:
+async def group_lag(bootstrap: str | KafkaConnection, group: str, topics: Iterable[str]) -> int:
     """Records on ``topics`` not yet committed by ``group`` (never committed: all of them)."""
     async with admin(bootstrap) as client:
         committed = await client.list_consumer_group_offsets(group)
@@ -110,7 +121,9 @@ async def group_lag(bootstrap: str, group: str, topics: Iterable[str]) -> int:
     return lag
 
 
-async def group_reached(bootstrap: str, group: str, targets: Mapping[TopicPartition, int]) -> bool:
+async def group_reached(
+    bootstrap: str | KafkaConnection, group: str, targets: Mapping[TopicPartition, int]
+) -> bool:
     """Whether ``group`` has committed at least ``targets`` (offsets) on every partition."""
     async with admin(bootstrap) as client:
         committed = await client.list_consumer_group_offsets(group)
@@ -121,7 +134,9 @@ async def group_reached(bootstrap: str, group: str, targets: Mapping[TopicPartit
     return True
 
 
-async def edge_timestamps(bootstrap: str, topics: Iterable[str]) -> tuple[float, float] | None:
+async def edge_timestamps(
+    bootstrap: str | KafkaConnection, topics: Iterable[str]
+) -> tuple[float, float] | None:
     """Earliest first-record and latest last-record timestamps (epoch s) over ``topics``."""
     async with reader(bootstrap) as consumer:
         tps = await partitions_of(consumer, topics)

@@ -31,6 +31,7 @@ from bench.worker import READY, Worker
 from karrot_streams.avro.codec import decode
 from karrot_streams.avro.framing import unframe
 from karrot_streams.avro.registry import WriterSchema
+from karrot_streams.connections import as_connection
 from karrot_streams.events.enrichment import normalize_category
 from karrot_streams.events.types import EventType, enriched_topic
 from karrot_streams.settings import INPUT_TOPICS
@@ -81,7 +82,9 @@ class Arrivals:
     async def watch(self, bench: Bench, stop: asyncio.Event) -> None:
         topics = [enriched_topic(t) for t in INPUT_TOPICS]
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=bench.bootstrap, enable_auto_commit=False, fetch_max_wait_ms=10
+            **as_connection(bench.bootstrap).client_kwargs(),
+            enable_auto_commit=False,
+            fetch_max_wait_ms=10,
         )
         await consumer.start()
         await asyncio.sleep(0)

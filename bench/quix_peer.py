@@ -26,6 +26,7 @@ from quixstreams.sinks import BatchingSink, SinkBatch
 from karrot_streams.avro.codec import decode, encode
 from karrot_streams.avro.framing import unframe
 from karrot_streams.avro.registry import WriterSchema
+from karrot_streams.connections import kafka_connection
 from karrot_streams.events.enrichment import SourcePosition, enrich
 from karrot_streams.events.failures import PoisonMessage
 from karrot_streams.events.types import EventType, enriched_topic
@@ -131,8 +132,13 @@ def build(prefix: str, group: str, state_dir: str) -> Application:
     settings = Settings()
     writers = asyncio.run(_writers(settings))
     readers = {writers[t].schema_id: writers[t] for t in INPUT_TOPICS}
+    # librdkafka's form of the project's one Kafka connection (TLS/SASL as the settings say).
+    connection = kafka_connection(settings).librdkafka_config()
+    broker = connection.pop("bootstrap.servers")
     app = Application(
-        broker_address=settings.kafka_bootstrap,
+        broker_address=broker,
+        consumer_extra_config=connection,
+        producer_extra_config=connection,
         consumer_group=group,
         auto_offset_reset="earliest",
         commit_interval=COMMIT_INTERVAL_S,

@@ -22,6 +22,7 @@ from bench.context import Bench
 from bench.cpu import CpuShare, CpuWindow
 from karrot_streams.avro.framing import frame, unframe
 from karrot_streams.avro.registry import WriterSchema
+from karrot_streams.connections import as_connection
 
 PARTITIONS = 4
 BATCH = 500
@@ -53,12 +54,15 @@ async def _drain(
 ) -> tuple[float, CpuShare | None]:
     consumer = AIOKafkaConsumer(
         source,
-        bootstrap_servers=bench.bootstrap,
+        **as_connection(bench.bootstrap).client_kwargs(),
         auto_offset_reset="earliest",
         enable_auto_commit=False,
     )
     producer = AIOKafkaProducer(
-        bootstrap_servers=bench.bootstrap, acks="all", linger_ms=5, max_batch_size=256 * 1024
+        **as_connection(bench.bootstrap).client_kwargs(),
+        acks="all",
+        linger_ms=5,
+        max_batch_size=256 * 1024,
     )
     await consumer.start()
     await producer.start()

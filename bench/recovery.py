@@ -21,6 +21,7 @@ from bench import kafka_io
 from bench.context import Bench
 from bench.karrot import prepare_internal_topics
 from bench.worker import READY, Worker
+from karrot_streams.connections import as_connection
 from karrot_streams.pipeline.facts import table_key
 from karrot_streams.settings import INPUT_TOPICS
 from karrot_streams.tables.aggregates import SellerSales, to_value
@@ -61,7 +62,10 @@ async def fill(bench: Bench, app_id: str, tag: str, keys: int) -> float:
         bench.bootstrap, [topic], partitions, {"cleanup.policy": "compact"}
     )
     producer = AIOKafkaProducer(
-        bootstrap_servers=bench.bootstrap, acks="all", linger_ms=20, max_batch_size=1024 * 1024
+        **as_connection(bench.bootstrap).client_kwargs(),
+        acks="all",
+        linger_ms=20,
+        max_batch_size=1024 * 1024,
     )
     await producer.start()
     started = time.perf_counter()

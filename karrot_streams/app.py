@@ -11,15 +11,19 @@ from typing import Any
 
 import faust
 
+from karrot_streams.connections import check_kafka, kafka_connection
 from karrot_streams.monitoring import liveness, logs, tracing
 from karrot_streams.pipeline import agents as pipeline_agents
 from karrot_streams.provision import dead_letter_limits
+from karrot_streams.redaction import install_log_redaction
 from karrot_streams.resources import Resources
 from karrot_streams.runtime import internals as runtime
+from karrot_streams.serving import check_serving
 from karrot_streams.settings import Settings
 from karrot_streams.tables import agents as table_agents
 from karrot_streams.tables import codec
 from karrot_streams.tables.declarations import Tables
+from karrot_streams.web.peers import PeerAuth
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +34,26 @@ class KarrotApp(faust.App):
     resources: Resources
     #: None on a pipeline-only worker (``KARROT_ROLE=pipeline``).
     aggregates: Tables | None
+    peer_auth: PeerAuth
 
     def _new_transport(self) -> Any:
         return runtime.batch_transport(self)
+
+    async def on_first_start(self) -> None:
+        # Again with the configuration as it is now: ``faust worker --web-host/--web-bind``
+        # change it after create_app() checked the settings.
+        settings = self.resources.settings
+        check_serving(
+            bind_host=self.conf.web_bind,
+            canonical_url=str(self.conf.canonical_url),
+            tokens=(*settings.api_tokens, *settings.admin_tokens),
+            allow_demo_tokens=settings.allow_demo_tokens,
+            peer_secret_set=settings.peer_secret is not None,
+        )
+        # A wrong password or an untrusted certificate stops the worker here, with the
+        # variables to fix, instead of every client retrying "Unable to bootstrap" forever.
+        await check_kafka(kafka_connection(settings))
+        await super().on_first_start()
 
 
 def group_id(settings: Settings) -> str:
@@ -50,15 +71,26 @@ def create_app(settings: Settings | None = None) -> KarrotApp:
     codec.register()  # before Faust encodes a key: see tables/codec.py
     logs.setup(settings)  # before the app reads its settings: Faust's worker applies the format
     tracing.setup(settings)  # batch spans exported only with KARROT_OTEL_ENDPOINT
+    install_log_redaction()
+    check_serving(
+        bind_host=settings.web_host,
+        canonical_url=settings.canonical_url,
+        tokens=(*settings.api_tokens, *settings.admin_tokens),
+        allow_demo_tokens=settings.allow_demo_tokens,
+        peer_secret_set=settings.peer_secret is not None,
+    )
+    # Built here, before the event loop runs: a TLS context reads its files.
+    kafka = kafka_connection(settings)
     app = KarrotApp(
         group_id(settings),
-        broker=f"kafka://{settings.kafka_bootstrap}",
+        broker=f"kafka://{kafka.bootstrap}",
+        broker_credentials=kafka.faust_credentials(),
         store="rocksdb://",  # Faust picks rocksdict when it is installed
         datadir=str(settings.data_dir),
         web_host=settings.web_host,
         web_port=settings.web_port,
         web_bind=settings.web_host,
-        canonical_url=settings.advertised_url or f"http://{settings.web_host}:{settings.web_port}",
+        canonical_url=settings.canonical_url,
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=settings.topic_replication,
         processing_guarantee=settings.processing_guarantee,
@@ -71,6 +103,7 @@ def create_app(settings: Settings | None = None) -> KarrotApp:
         # Batches of a run of records per partition (runtime.producer); Faust's 16 KiB held
         # about 40 enriched events.
         producer_max_batch_size=256 * 1024,
+        producer_compression_type=settings.producer_compression_type,
         # Commits come from the interval only: Faust's drain loop would otherwise stop
         # delivering for a commit (and a producer flush) every thousand acks.
         broker_commit_every=2**62,
@@ -83,12 +116,17 @@ def create_app(settings: Settings | None = None) -> KarrotApp:
         # Faust's own /table pages would show table contents without a token.
         web_tables_enabled=False,
         web_graph_enabled=False,
+        # Its /router pages show every worker's URL and assignment to anyone who asks.
+        web_router_enabled=False,
+        # With debug on, its / and /assignment/ would show sensors and assignments the same way.
+        web_stats_enabled=False,
         # New topics (a fresh app's internal ones) are noticed in seconds, not 5 minutes.
         consumer_metadata_max_age_ms=15_000,
         autodiscover=False,
         loghandlers=[],
     )
     app.resources = Resources.create(settings)
+    app.peer_auth = PeerAuth(settings.peer_key)
     app.aggregates = None
     if settings.role in ("all", "aggregates"):
         app.aggregates = Tables.declare(app, settings.topic_partitions, settings.app_id)
@@ -107,6 +145,11 @@ def create_app(settings: Settings | None = None) -> KarrotApp:
     @app.timer(settings.registry_check_s)  # type: ignore[untyped-decorator]
     async def keep_registrations() -> None:
         await app.resources.refresh_registrations()
+
+    @app.timer(settings.stats_refresh_s)  # type: ignore[untyped-decorator]
+    async def refresh_status_counts() -> None:
+        if app.resources.status_counts is not None:
+            await app.resources.status_counts.refresh()
 
     from karrot_streams.web import routes  # noqa: PLC0415  web imports the app's pieces
 

@@ -11,9 +11,11 @@ import sys
 from collections.abc import Sequence
 
 from karrot_streams import traffic
+from karrot_streams.connections import KafkaMisconfigured, check_kafka, kafka_connection
 from karrot_streams.dlq import commands as dlq_commands
 from karrot_streams.monitoring import logs
 from karrot_streams.provision import provision
+from karrot_streams.redaction import install_log_redaction
 from karrot_streams.resources import Resources
 from karrot_streams.settings import INPUT_TOPICS, Settings
 
@@ -25,7 +27,7 @@ async def _generate(settings: Settings, args: argparse.Namespace) -> None:
     spec = traffic.TrafficSpec(count=args.count, poison_share=args.poison, seed=args.seed)
     writers = {topic: resources.writers[topic] for topic in INPUT_TOPICS}
     batch = list(traffic.records(spec, writers))
-    seconds = await traffic.produce(settings.kafka_bootstrap, batch, rate=args.rate)
+    seconds = await traffic.produce(kafka_connection(settings), batch, rate=args.rate)
     poison = sum(1 for r in batch if r.poison)
     print(
         f"produced {len(batch)} records ({poison} poison) in {seconds:.2f}s"
@@ -47,6 +49,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     settings = Settings()
     logs.configure_process(settings)
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    install_log_redaction()
+    # TLS files are read here, once, before any event loop runs (the connection is cached).
+    kafka = kafka_connection(settings)
+    try:
+        asyncio.run(check_kafka(kafka))
+    except KafkaMisconfigured as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
     if args.command == "init":
         asyncio.run(provision(settings))
     elif args.command == "generate":

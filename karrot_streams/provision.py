@@ -8,6 +8,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAlreadyExistsError
 
+from karrot_streams.connections import kafka_connection
 from karrot_streams.events.types import dead_letter_topic, enriched_topic
 from karrot_streams.resources import Resources
 from karrot_streams.settings import INPUT_TOPICS, Settings
@@ -28,7 +29,7 @@ def contract_topics() -> list[str]:
 
 async def create_topics(settings: Settings, names: list[str]) -> list[str]:
     """Create the topics that are missing; return those created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(**kafka_connection(settings).client_kwargs())
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -55,7 +56,7 @@ async def dead_letter_limits(settings: Settings) -> None:
     limit, a record that only just fitted on its input topic could never be dead-lettered, and
     the pipeline would wait for Kafka forever. Idempotent; run at provisioning and worker start.
     """
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(**kafka_connection(settings).client_kwargs())
     await admin.start()
     try:
         existing = set(await admin.list_topics())

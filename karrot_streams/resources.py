@@ -12,10 +12,12 @@ from dataclasses import dataclass, field
 
 from karrot_streams.avro import schemas
 from karrot_streams.avro.registry import SchemaIncompatible, SchemaRegistry, WriterSchema
+from karrot_streams.connections import registry_tls_context
 from karrot_streams.events.failures import TransientFailure
 from karrot_streams.events.types import enriched_topic, value_subject
 from karrot_streams.monitoring.health import Health
 from karrot_streams.monitoring.metrics import Metrics
+from karrot_streams.monitoring.store_counts import StatusCounts
 from karrot_streams.pipeline.retry import Backoff
 from karrot_streams.pipeline.topics import InternalTopics
 from karrot_streams.settings import INPUT_TOPICS, Settings
@@ -33,6 +35,8 @@ class Resources:
     topics: InternalTopics
     health: Health = field(default_factory=Health)
     metrics: Metrics = field(default_factory=Metrics.create)
+    #: Event-store counts for the stats view, refreshed by a timer (monitoring/store_counts.py).
+    status_counts: StatusCounts | None = None
     #: Writer schema of each output and input topic's value, once registered.
     writers: dict[str, WriterSchema] = field(default_factory=dict)
     _ready: asyncio.Task[None] | None = None
@@ -41,9 +45,15 @@ class Resources:
     def create(cls, settings: Settings) -> Resources:
         return cls(
             settings=settings,
-            registry=SchemaRegistry(settings.schema_registry_url),
+            registry=SchemaRegistry(
+                settings.schema_registry_url,
+                username=settings.schema_registry_username,
+                password=settings.schema_registry_password,
+                tls=registry_tls_context(settings),
+            ),
             store=EventStore(settings.database_dsn),
             topics=InternalTopics(settings.app_id),
+            status_counts=StatusCounts(settings.database_dsn),
         )
 
     @property
@@ -130,3 +140,5 @@ class Resources:
 
     async def close(self) -> None:
         await self.store.close()
+        if self.status_counts is not None:
+            await self.status_counts.close()

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import hashlib
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from karrot_streams.serving import advertised_url
 
 ProcessingGuarantee = Literal["at_least_once", "exactly_once"]
 EventLoop = Literal["uvloop", "asyncio"]
 #: What a worker runs: everything, the pipeline stage only, or the aggregate stages only.
 Role = Literal["all", "pipeline", "aggregates"]
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+#: Kafka's codecs; ``none`` is the Kafka producer's own default.
+Compression = Literal["none", "gzip", "snappy", "lz4", "zstd"]
 
 INPUT_TOPICS: tuple[str, ...] = ("user-events", "item-events", "payment-events", "chat-events")
 LogFormat = Literal["text", "json"]
@@ -24,6 +31,56 @@ def _split_tokens(value: object) -> object:
     return value
 
 
+def connection_problems(settings: Settings) -> list[str]:
+    """What is inconsistent in the Kafka and registry connection settings, by variable."""
+    problems: list[str] = []
+    protocol = settings.kafka_security_protocol
+    sasl = protocol.startswith("SASL_")
+    tls = protocol in ("SSL", "SASL_SSL")
+    if sasl:
+        missing = [
+            name
+            for name, value in (
+                ("KARROT_KAFKA_SASL_MECHANISM", settings.kafka_sasl_mechanism),
+                ("KARROT_KAFKA_SASL_USERNAME", settings.kafka_sasl_username),
+                ("KARROT_KAFKA_SASL_PASSWORD", settings.kafka_sasl_password),
+            )
+            if not value
+        ]
+        if missing:
+            problems.append(f"KARROT_KAFKA_SECURITY_PROTOCOL={protocol} needs {', '.join(missing)}")
+    elif settings.kafka_sasl_mechanism or settings.kafka_sasl_username:
+        problems.append(
+            f"KARROT_KAFKA_SASL_* are set but KARROT_KAFKA_SECURITY_PROTOCOL={protocol}: "
+            "use SASL_SSL (or SASL_PLAINTEXT)"
+        )
+    files = (settings.kafka_ssl_cafile, settings.kafka_ssl_certfile, settings.kafka_ssl_keyfile)
+    if not tls and any(files):
+        problems.append(
+            f"KARROT_KAFKA_SSL_* files are set but KARROT_KAFKA_SECURITY_PROTOCOL={protocol}: "
+            "use SSL or SASL_SSL"
+        )
+    if settings.kafka_ssl_keyfile and not settings.kafka_ssl_certfile:
+        problems.append("KARROT_KAFKA_SSL_KEYFILE needs KARROT_KAFKA_SSL_CERTFILE")
+    if settings.schema_registry_key_file and not settings.schema_registry_cert_file:
+        problems.append("KARROT_SCHEMA_REGISTRY_KEY_FILE needs KARROT_SCHEMA_REGISTRY_CERT_FILE")
+    if bool(settings.schema_registry_username) != bool(settings.schema_registry_password):
+        problems.append(
+            "KARROT_SCHEMA_REGISTRY_USERNAME and KARROT_SCHEMA_REGISTRY_PASSWORD go together"
+        )
+    for name, path in (
+        ("KARROT_KAFKA_SSL_CAFILE", settings.kafka_ssl_cafile),
+        ("KARROT_KAFKA_SSL_CERTFILE", settings.kafka_ssl_certfile),
+        ("KARROT_KAFKA_SSL_KEYFILE", settings.kafka_ssl_keyfile),
+        ("KARROT_SCHEMA_REGISTRY_CA_FILE", settings.schema_registry_ca_file),
+        ("KARROT_SCHEMA_REGISTRY_CERT_FILE", settings.schema_registry_cert_file),
+        ("KARROT_SCHEMA_REGISTRY_KEY_FILE", settings.schema_registry_key_file),
+    ):
+        if path is not None and not path.is_file():
+            problems.append(f"{name}={path} is not a readable file")
+    return problems
+
+
 class Settings(BaseSettings):
     """Typed, frozen configuration read from ``KARROT_*`` environment variables."""
 
@@ -31,12 +88,40 @@ class Settings(BaseSettings):
 
     app_id: str = "karrot-streams"
     kafka_bootstrap: str = "localhost:9092"
+    #: How every Kafka client of the project connects (connections.py builds the clients'
+    #: arguments from these): TLS with ``SSL``/``SASL_SSL``, SASL with ``SASL_*``.
+    kafka_security_protocol: SecurityProtocol = "PLAINTEXT"
+    kafka_sasl_mechanism: SaslMechanism | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    #: PEM files: the CAs that signed the brokers' certificates (else the system's), and a
+    #: client certificate and key for mutual TLS.
+    kafka_ssl_cafile: Path | None = None
+    kafka_ssl_certfile: Path | None = None
+    kafka_ssl_keyfile: Path | None = None
+    kafka_ssl_key_password: SecretStr | None = None
+    kafka_ssl_check_hostname: bool = True
     schema_registry_url: str = "http://localhost:8081/apis/ccompat/v7"
+    #: Basic auth for the registry, instead of credentials inside its URL.
+    schema_registry_username: str | None = None
+    schema_registry_password: SecretStr | None = None
+    #: A CA bundle for an https registry, and a client certificate and key for mutual TLS.
+    schema_registry_ca_file: Path | None = None
+    schema_registry_cert_file: Path | None = None
+    schema_registry_key_file: Path | None = None
     database_url: SecretStr = SecretStr("postgresql://karrot:karrot@localhost:5432/karrot")
-    web_host: str = "0.0.0.0"  # noqa: S104  the worker serves its API to the network by design
+    #: Loopback by default, so a worker started with the demo tokens is not on the network.
+    web_host: str = "127.0.0.1"
     web_port: int = 6066
-    #: How other workers reach this one (table queries are forwarded to a key's owner).
+    #: How other workers reach this one (table queries are forwarded to a key's owner). Unset:
+    #: ``http://<web_host>:<web_port>``, or this host's name when ``web_host`` is a wildcard.
     advertised_url: str | None = None
+    #: Serve with the built-in demo tokens on a non-loopback address anyway (a demo only).
+    allow_demo_tokens: bool = False
+    #: What the workers of one group sign forwarded queries with (web/peers.py). Unset, it is
+    #: derived from the app id and the tokens, which the workers of a local run share; a worker
+    #: bound to anything but loopback refuses to start without one.
+    peer_secret: SecretStr | None = None
     api_tokens: Annotated[tuple[SecretStr, ...], NoDecode] = (SecretStr("local-dev-token"),)
     admin_tokens: Annotated[tuple[SecretStr, ...], NoDecode] = (SecretStr("local-admin-token"),)
     fee_rate: Decimal = Field(default=Decimal("0.033"), ge=0, lt=1)
@@ -84,11 +169,53 @@ class Settings(BaseSettings):
     #: OTLP/HTTP traces endpoint (``http://collector:4318/v1/traces``): one span per pipeline
     #: batch, linked to the records' traces (monitoring/tracing.py). Unset: no export.
     otel_endpoint: str | None = None
+    #: How often the event-store counts of the open stats view are taken (one query per
+    #: interval per worker, on a connection of its own, whatever the number of requests).
+    stats_refresh_s: float = Field(default=15.0, gt=0)
+    #: Most bytes of dead letters one listing request reads (plus one record): a dead-letter
+    #: topic may hold millions of letters of up to ``max_record_bytes`` each.
+    dlq_read_max_bytes: int = Field(default=32 * 1024 * 1024, ge=64 * 1024)
+    #: Compression of what the worker produces (enriched, facts, dead letters, changelogs).
+    #: Every codec is readable whatever this says.
+    producer_compression: Compression = "none"
+
+    @field_validator("peer_secret")
+    @classmethod
+    def _peer_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("KARROT_PEER_SECRET must be at least 16 characters")
+        return value
+
+    @model_validator(mode="after")
+    def _connections(self) -> Settings:
+        problems = connection_problems(self)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
     @field_validator("api_tokens", "admin_tokens", mode="before")
     @classmethod
     def _tokens(cls, value: object) -> object:
         return _split_tokens(value)
+
+    @property
+    def canonical_url(self) -> str:
+        """The URL this worker advertises to its group: never a wildcard address."""
+        return advertised_url(self.advertised_url, self.web_host, self.web_port)
+
+    @property
+    def peer_key(self) -> bytes:
+        """The key of the peer signatures: the secret, else one derived for local runs."""
+        if self.peer_secret is not None:
+            return self.peer_secret.get_secret_value().encode()
+        tokens = sorted(t.get_secret_value() for t in (*self.api_tokens, *self.admin_tokens))
+        material = "\0".join([self.app_id, *tokens])
+        return hashlib.sha256(b"karrot-peer\0" + material.encode()).digest()
+
+    @property
+    def producer_compression_type(self) -> str | None:
+        """The value for Faust's ``producer_compression_type`` (None: uncompressed)."""
+        return None if self.producer_compression == "none" else self.producer_compression
 
     @property
     def database_dsn(self) -> str:

@@ -21,6 +21,7 @@ from aiokafka import AIOKafkaProducer
 from karrot_streams.avro.codec import encode
 from karrot_streams.avro.framing import frame
 from karrot_streams.avro.registry import WriterSchema
+from karrot_streams.connections import KafkaConnection, as_connection
 from karrot_streams.events.model import Event
 from karrot_streams.events.types import PAYLOAD_RECORD_OF, TOPIC_OF, EventType
 
@@ -190,11 +191,14 @@ def records(spec: TrafficSpec, writers: Mapping[str, WriterSchema]) -> Iterator[
 
 
 async def produce(
-    bootstrap: str, batch: list[Record], rate: float | None = None, acks: str | int = "all"
+    kafka: str | KafkaConnection,
+    batch: list[Record],
+    rate: float | None = None,
+    acks: str | int = "all",
 ) -> float:
     """Produce ``batch`` (at ``rate`` per second, or as fast as possible); return seconds taken."""
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks=acks, linger_ms=5, max_batch_size=256 * 1024
+        **as_connection(kafka).client_kwargs(), acks=acks, linger_ms=5, max_batch_size=256 * 1024
     )
     await producer.start()
     started = time.perf_counter()

@@ -24,6 +24,12 @@ REGISTRY_MGMT_PORT=${KARROT_REGISTRY_MGMT_PORT:-$((REGISTRY_PORT + 1000))}
 REGISTRY_COMPATIBILITY=${KARROT_REGISTRY_COMPATIBILITY:-BACKWARD}
 PG_PORT=${KARROT_PG_PORT:-5432}
 START_TIMEOUT=${KARROT_START_TIMEOUT:-120}
+# KARROT_STACK_SECURE=1: a second, SASL_SSL listener (SCRAM-SHA-512, a CA and broker certificate
+# made here with openssl and keytool) on KARROT_KAFKA_SECURE_PORT, next to the plaintext one.
+SECURE=${KARROT_STACK_SECURE:-0}
+KAFKA_SECURE_PORT=${KARROT_KAFKA_SECURE_PORT:-$((KAFKA_PORT + 10))}
+SASL_USER=${KARROT_STACK_SASL_USER:-karrot}
+SASL_PASSWORD=${KARROT_STACK_SASL_PASSWORD:-karrot-scram-secret}
 STOP_TIMEOUT=${KARROT_STOP_TIMEOUT:-60}
 
 # docker-compose.yml runs the same versions, ports and settings (tests/unit/test_compose.py).
@@ -62,6 +68,7 @@ init_dirs() {
   PG_DIR=$STACK_DIR/postgres
   PG_DATA=$PG_DIR/data
   PG_SOCK=$PG_DIR/run
+  TLS_DIR=$STACK_DIR/tls
   mkdir -p "$LOG_DIR" "$RUN_DIR" "$KAFKA_DIR" "$REGISTRY_DIR" "$PG_DIR"
 }
 
@@ -316,6 +323,53 @@ logger.config.level = warn
 EOF
 }
 
+secure() { [[ $SECURE == 1 ]]; }
+
+# KARROT_STACK_SECURE=1 on a broker that cannot have the listener: say why, and go on without
+# it (the secured-listener tests skip) rather than refuse to start the stack.
+kafka_secure_possible() {
+  local dir
+  secure || return 0
+  dir=$(kafka_node_dir 1)
+  if pid_alive "$RUN_DIR/$(kafka_name 1).pid" kafka.Kafka && ! grep -q '^listeners=.*SASL_SSL' "$dir/server.properties" 2>/dev/null; then
+    warn "Kafka runs without the SASL_SSL listener: 'stack.sh stop kafka' and start again to add it"
+    SECURE=0
+  elif [[ -f $dir/data/meta.properties && ! -f $dir/data/.karrot-scram ]]; then
+    warn "Kafka's storage in $dir/data was formatted without SCRAM users (they are made at format time): remove $dir/data (or use another KARROT_STACK_DIR) for the SASL_SSL listener"
+    SECURE=0
+  fi
+  return 0
+}
+
+# A CA and a broker certificate for localhost/127.0.0.1 (openssl), the broker's PKCS#12
+# keystore, and a JKS truststore of the CA (keytool, for Java clients). Made once per stack dir;
+# clients trust $TLS_DIR/ca.pem.
+kafka_tls() {
+  secure || return 0
+  ((KAFKA_BROKERS == 1)) || die "KARROT_STACK_SECURE=1 runs with one broker only"
+  command -v openssl >/dev/null 2>&1 || die "KARROT_STACK_SECURE=1 needs openssl"
+  [[ -s $TLS_DIR/broker.p12 ]] && return 0
+  log "making a CA and a broker certificate in $TLS_DIR"
+  rm -rf "$TLS_DIR.tmp"
+  mkdir -p "$TLS_DIR.tmp"
+  (
+    cd "$TLS_DIR.tmp"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=karrot-stack-ca" \
+      -keyout ca.key -out ca.pem
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout broker.key -out broker.csr
+    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >broker.ext
+    openssl x509 -req -in broker.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 3650 \
+      -extfile broker.ext -out broker.pem
+    openssl pkcs12 -export -in broker.pem -inkey broker.key -certfile ca.pem -name broker \
+      -passout "pass:$SASL_PASSWORD" -out broker.p12
+    "$KAFKA_JAVA_BIN_DIR/keytool" -importcert -noprompt -alias ca -file ca.pem \
+      -keystore truststore.jks -storepass "$SASL_PASSWORD"
+  ) >>"$LOG_DIR/tls.log" 2>&1 || die "making the certificates failed (see $LOG_DIR/tls.log)"
+  chmod 600 "$TLS_DIR.tmp"/*.key
+  rm -rf "$TLS_DIR"
+  mv "$TLS_DIR.tmp" "$TLS_DIR"
+}
+
 kafka_write_props() {
   local n=$1 dir voters="" i rf=1 isr=1
   dir=$(kafka_node_dir "$n")
@@ -327,16 +381,18 @@ kafka_write_props() {
     rf=3
     isr=2
   fi
+  local secure_listener=""
+  if secure; then secure_listener=",SASL_SSL://localhost:$KAFKA_SECURE_PORT"; fi
   cat >"$dir/server.properties" <<EOF
 # Written by stack/stack.sh on every start; edit the script, not this file.
 process.roles=broker,controller
 node.id=$n
 controller.quorum.voters=$voters
-listeners=PLAINTEXT://localhost:$(kafka_port "$n"),CONTROLLER://localhost:$(kafka_ctrl_port "$n")
-advertised.listeners=PLAINTEXT://localhost:$(kafka_port "$n")
+listeners=PLAINTEXT://localhost:$(kafka_port "$n"),CONTROLLER://localhost:$(kafka_ctrl_port "$n")$secure_listener
+advertised.listeners=PLAINTEXT://localhost:$(kafka_port "$n")$secure_listener
 inter.broker.listener.name=PLAINTEXT
 controller.listener.names=CONTROLLER
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT${secure_listener:+,SASL_SSL:SASL_SSL}
 log.dirs=$dir/data
 num.partitions=4
 auto.create.topics.enable=true
@@ -349,6 +405,17 @@ share.coordinator.state.topic.replication.factor=$rf
 share.coordinator.state.topic.min.isr=$isr
 group.initial.rebalance.delay.ms=0
 EOF
+  if secure; then
+    cat >>"$dir/server.properties" <<EOF
+# KARROT_STACK_SECURE=1: SCRAM-SHA-512 over TLS; the users are created at format time.
+sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+ssl.keystore.type=PKCS12
+ssl.keystore.location=$TLS_DIR/broker.p12
+ssl.keystore.password=$SASL_PASSWORD
+ssl.key.password=$SASL_PASSWORD
+EOF
+  fi
 }
 
 kafka_cluster_id() {
@@ -363,15 +430,20 @@ kafka_cluster_id() {
 
 kafka_format() {
   local n=$1 dir cid idfile
+  local -a scram=()
   dir=$(kafka_node_dir "$n")
   [[ -f $dir/data/meta.properties ]] && return 0
+  if secure; then
+    scram=(--add-scram "SCRAM-SHA-512=[name=$SASL_USER,password=$SASL_PASSWORD]")
+  fi
   if ((KAFKA_BROKERS == 1)); then idfile=$KAFKA_DIR/cluster.id; else idfile=$KAFKA_DIR/cluster/cluster.id; fi
   cid=$(kafka_cluster_id "$idfile")
   log "formatting $(kafka_name "$n") storage (cluster id $cid)"
   "$KAFKA_JAVA" -cp "$KAFKA_LIBS/*" -Dlog4j2.configurationFile="$KAFKA_DIR/log4j2.properties" \
-    kafka.tools.StorageTool format -t "$cid" -c "$dir/server.properties" \
+    kafka.tools.StorageTool format -t "$cid" -c "$dir/server.properties" "${scram[@]}" \
     >>"$LOG_DIR/$(kafka_name "$n").log" 2>&1 ||
     fail_start "$(kafka_name "$n")" "$LOG_DIR/$(kafka_name "$n").log" "storage format failed"
+  if secure; then touch "$dir/data/.karrot-scram"; fi
 }
 
 # The other Kafka mode (single vs cluster) must not be running on the same ports.
@@ -443,8 +515,11 @@ prepare_kafka() {
   [[ $KAFKA_BROKERS =~ ^[13]$ ]] || die "KARROT_KAFKA_BROKERS must be 1 or 3 (got $KAFKA_BROKERS)"
   kafka_fetch
   KAFKA_JAVA=$(find_java 17) || die "Kafka $KAFKA_VERSION needs Java 17+"
+  KAFKA_JAVA_BIN_DIR=$(dirname "$(readlink -f "$KAFKA_JAVA")")
   kafka_check_mode
   kafka_write_log4j
+  kafka_secure_possible
+  kafka_tls
   if ((KAFKA_BROKERS > 1)); then mkdir -p "$KAFKA_DIR/cluster"; fi
   if ((${#nodes[@]} == 0)); then
     for ((n = 1; n <= KAFKA_BROKERS; n++)); do nodes+=("$n"); done
@@ -463,8 +538,16 @@ launch_kafka() {
 }
 
 wait_kafka() {
-  local n
+  local n deadline
   for ((n = 1; n <= KAFKA_BROKERS; n++)); do kafka_wait_node "$n" "$KAFKA_BROKERS"; done
+  if secure; then
+    deadline=$((SECONDS + START_TIMEOUT))
+    until port_open "$KAFKA_SECURE_PORT"; do
+      ((SECONDS < deadline)) || die "the SASL_SSL listener did not open on localhost:$KAFKA_SECURE_PORT"
+      sleep 0.2
+    done
+    log "kafka SASL_SSL listener on localhost:$KAFKA_SECURE_PORT (SCRAM-SHA-512 user $SASL_USER, CA $TLS_DIR/ca.pem)"
+  fi
 }
 
 # All Kafka nodes started by this script, whichever mode.
@@ -899,7 +982,9 @@ env: KARROT_STACK_DIR (default <repo>/.stack), KARROT_KAFKA_PORT (9092),
      KARROT_KAFKA_CONTROLLER_PORT (9093), KARROT_KAFKA_BROKERS (1 or 3),
      KARROT_REGISTRY_PORT (8081), KARROT_REGISTRY_MGMT_PORT (REGISTRY_PORT+1000),
      KARROT_REGISTRY_COMPATIBILITY (BACKWARD), KARROT_PG_PORT (5432),
-     KARROT_START_TIMEOUT (120 s), KARROT_KAFKA_HEAP (1g, 512m per node for 3), KARROT_JAVA
+     KARROT_START_TIMEOUT (120 s), KARROT_KAFKA_HEAP (1g, 512m per node for 3), KARROT_JAVA,
+     KARROT_STACK_SECURE (1: also a SASL_SSL listener), KARROT_KAFKA_SECURE_PORT (KAFKA_PORT+10),
+     KARROT_STACK_SASL_USER (karrot), KARROT_STACK_SASL_PASSWORD (karrot-scram-secret)
 EOF
 }
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,11 +17,13 @@ from typing import Any
 import fastavro
 import httpx
 from fastavro.schema import to_parsing_canonical_form
+from pydantic import SecretStr
 from schema_registry.client import AsyncSchemaRegistryClient
 from schema_registry.client.errors import ClientError
 
 from karrot_streams.avro.schemas import SubjectSchema
 from karrot_streams.events.failures import TransientFailure, UndecodableMessage
+from karrot_streams.redaction import redacted
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +49,28 @@ class WriterSchema:
 
 
 class SchemaRegistry:
-    def __init__(self, url: str, timeout_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        timeout_s: float = 5.0,
+        *,
+        username: str | None = None,
+        password: SecretStr | None = None,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         self.url = url
-        self._client = AsyncSchemaRegistryClient(url=url, timeout=httpx.Timeout(timeout_s))
+        #: What errors and logs show: the URL without any credentials it holds.
+        self.shown_url = redacted(url)
+        auth = None
+        if username is not None and password is not None:
+            auth = httpx.BasicAuth(username, password.get_secret_value())
+        self._client = AsyncSchemaRegistryClient(
+            url=url, timeout=httpx.Timeout(timeout_s), auth=auth
+        )
+        if tls is not None:
+            # The library applies a CA bundle only together with a client certificate; the
+            # context carries both (or just the CAs), for every request.
+            self._client.client_kwargs["verify"] = tls
         self._writers: dict[int, WriterSchema] = {}
         self._inflight: dict[int, asyncio.Future[WriterSchema]] = {}
         #: Schemas an id named before the registry gave it another one (a registry that lost
@@ -128,11 +150,11 @@ class SchemaRegistry:
         try:
             schema = await self._client.get_by_id(schema_id)
         except httpx.HTTPError as exc:
-            raise TransientFailure(f"Schema registry unreachable: {exc}") from exc
+            raise TransientFailure(f"Schema registry unreachable: {redacted(str(exc))}") from exc
         except ClientError as exc:
             if exc.http_code is not None and exc.http_code < 500:
                 raise UndecodableMessage(f"Schema id {schema_id} refused: {exc.message}") from exc
-            raise TransientFailure(f"Schema registry error: {exc.message}") from exc
+            raise TransientFailure(f"Schema registry error: {redacted(str(exc.message))}") from exc
         if schema is None:
             raise UndecodableMessage(f"Unknown schema id {schema_id}")
         if schema.schema_type != "AVRO":
@@ -164,7 +186,9 @@ class SchemaRegistry:
                 ids[subject] = schema_id
                 self._remember(WriterSchema(schema_id, schema.record_name, schema.parsed))
         except httpx.HTTPError as exc:
-            raise TransientFailure(f"Schema registry unreachable at {self.url}: {exc}") from exc
+            raise TransientFailure(
+                f"Schema registry unreachable at {self.shown_url}: {redacted(str(exc))}"
+            ) from exc
         return ids
 
     async def registered_ids(self, schemas: Mapping[str, SubjectSchema]) -> dict[str, int | None]:
@@ -181,9 +205,11 @@ class SchemaRegistry:
                 version = await self._client.check_version(subject, schema.raw)
                 found[subject] = version.schema_id if version is not None else None
         except httpx.HTTPError as exc:
-            raise TransientFailure(f"Schema registry unreachable at {self.url}: {exc}") from exc
+            raise TransientFailure(
+                f"Schema registry unreachable at {self.shown_url}: {redacted(str(exc))}"
+            ) from exc
         except ClientError as exc:
-            raise TransientFailure(f"Schema registry error: {exc.message}") from exc
+            raise TransientFailure(f"Schema registry error: {redacted(str(exc.message))}") from exc
         return found
 
     async def reachable(self) -> bool:

@@ -19,15 +19,15 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
+from karrot_streams.connections import kafka_connection
 from karrot_streams.dlq.letters import DeadLetter, HeaderList, Position
-from karrot_streams.dlq.reader import read_letters
+from karrot_streams.dlq.reader import ListRange, list_letters, read_letters
 from karrot_streams.dlq.records import RedriveRecord, RedriveRecords
 from karrot_streams.dlq.redrive import RedriveIncomplete, Redriver, RedriveReport
 from karrot_streams.dlq.selection import (
     DEAD_LETTER_TOPICS,
     InvalidSelection,
     Selection,
-    newest_first,
     parse_instant,
     select,
 )
@@ -135,12 +135,24 @@ async def _list(
     *,
     as_json: bool = False,
 ) -> int:
-    matching = await read_letters(settings.kafka_bootstrap, topic, keep=selection.matches)
-    shown = newest_first(matching, max(0, limit))
+    scan = await list_letters(
+        kafka_connection(settings),
+        topic,
+        limit=max(0, limit),
+        max_bytes=settings.dlq_read_max_bytes,
+        where=ListRange(since=selection.since),
+        keep=selection.matches,
+    )
+    shown = scan.letters
     async with RedriveRecords.connect(settings.database_dsn) as records:
         known = await records.lookup(topic, [x.position for x in shown])
     if as_json:
-        write(json.dumps(list_json(topic, shown, len(matching), known), ensure_ascii=False))
+        write(
+            json.dumps(
+                list_json(topic, shown, scan.matched, known, complete=scan.complete),
+                ensure_ascii=False,
+            )
+        )
         return EXIT_OK
     rows = []
     for letter in shown:
@@ -160,8 +172,10 @@ async def _list(
     header = ["PARTITION", "OFFSET", "FAILED_AT", "RETRIES", "REDRIVEN", "EXCEPTION", "KEY"]
     write(format_table([*header, "MESSAGE"], rows))
     redriven = sum(1 for row in rows if row[4] == "yes")
+    # An incomplete scan stopped early (the newest were found, or the byte budget ran out).
+    total = str(scan.matched) if scan.complete else f"at least {scan.matched}"
     write(
-        f"{len(shown)} of {len(matching)} matching dead letters in {topic} shown"
+        f"{len(shown)} of {total} matching dead letters in {topic} shown"
         f" ({redriven} of those redriven)"
     )
     return EXIT_OK
@@ -172,6 +186,8 @@ def list_json(
     shown: Sequence[DeadLetter],
     total: int,
     known: Mapping[Position, RedriveRecord],
+    *,
+    complete: bool = True,
 ) -> dict[str, Any]:
     """``dlq list --json``: the letters shown, newest first, with every header and the bytes."""
     messages = []
@@ -194,7 +210,15 @@ def list_json(
                 else base64.b64encode(letter.value).decode("ascii"),
             }
         )
-    return {"topic": topic, "total": total, "shown": len(messages), "messages": messages}
+    # ``total`` counts the matching letters in what was read; ``complete`` says whether that
+    # was the whole topic (a listing stops once it has the newest, or at its byte budget).
+    return {
+        "topic": topic,
+        "total": total,
+        "complete": complete,
+        "shown": len(messages),
+        "messages": messages,
+    }
 
 
 async def _redrive(
@@ -206,7 +230,9 @@ async def _redrive(
     dry_run: bool,
     confirm: Confirm | None = None,
 ) -> int:
-    letters = await read_letters(settings.kafka_bootstrap, topic, position=selection.single)
+    letters = await read_letters(
+        kafka_connection(settings), topic, position=selection.single, since=selection.since
+    )
     if selection.single is not None and not letters:
         write(
             f"error: no dead letter at {topic} partition {selection.partition}"
@@ -225,7 +251,7 @@ async def _redrive(
             )
             return EXIT_NOT_CONFIRMED
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap, acks="all", enable_idempotence=True
+        **kafka_connection(settings).client_kwargs(), acks="all", enable_idempotence=True
     )
     await producer.start()
     try:

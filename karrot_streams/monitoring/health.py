@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from karrot_streams.redaction import redacted
+
 
 @dataclass(slots=True)
 class ComponentState:
@@ -20,6 +22,8 @@ class Health:
     components: dict[str, ComponentState] = field(default_factory=dict)
 
     def report(self, name: str, up: bool, detail: str = "") -> None:
+        # The health view is open: a detail quoting a URL must not carry its credentials.
+        detail = redacted(detail)
         current = self.components.get(name)
         if current is None or current.up != up:
             self.components[name] = ComponentState(up, detail, time.monotonic())

@@ -15,8 +15,11 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from karrot_streams.dlq.reader import dlq_consumer, fetch, partitions_of
+from karrot_streams.connections import KafkaConnection
+from karrot_streams.dlq.reader import dlq_consumer, partitions_of, scan_newest
 from karrot_streams.web.responses import iso_utc
+
+DEFAULT_MAX_BYTES = 32 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,16 +65,22 @@ def _text(value: bytes | None) -> str | None:
 
 
 async def read_dead_letters(
-    bootstrap: str, topics: Sequence[str], limit: int, timeout_s: float
+    kafka: KafkaConnection,
+    topics: Sequence[str],
+    limit: int,
+    timeout_s: float,
+    max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> DeadLetters:
     async with (
         asyncio.timeout(timeout_s),
-        dlq_consumer(bootstrap, timeout_s, "karrot-streams-dlq-view") as consumer,
+        dlq_consumer(kafka, timeout_s, "karrot-streams-dlq-view") as consumer,
     ):
-        return await _read(consumer, topics, limit)
+        return await _read(consumer, topics, limit, max_bytes)
 
 
-async def _read(consumer: AIOKafkaConsumer, topics: Sequence[str], limit: int) -> DeadLetters:
+async def _read(
+    consumer: AIOKafkaConsumer, topics: Sequence[str], limit: int, max_bytes: int
+) -> DeadLetters:
     partitions = await partitions_of(consumer, topics)
     begins: Mapping[TopicPartition, int] = await consumer.beginning_offsets(partitions)
     ends: Mapping[TopicPartition, int] = await consumer.end_offsets(partitions)
@@ -83,5 +92,7 @@ async def _read(consumer: AIOKafkaConsumer, topics: Sequence[str], limit: int) -
         for tp in partitions
         if (window := read_window(begins[tp], ends[tp], limit)) is not None
     }
-    records = await fetch(consumer, windows) if limit else []
-    return DeadLetters(counts, [letter_json(r) for r in latest(records, limit)])
+    # Backwards from the end, newest first, within the byte budget: the values (up to 2 MiB
+    # each) are read along with the headers shown.
+    scan = await scan_newest(consumer, windows, limit=limit, max_bytes=max_bytes)
+    return DeadLetters(counts, [letter_json(r) for r in latest(scan.letters, limit)])

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from karrot_streams.dlq.reader import ListRange
 from karrot_streams.dlq.selection import (
     DEAD_LETTER_TOPICS,
     InvalidSelection,
@@ -44,14 +45,52 @@ def dead_letter_topic_named(topic: str) -> str:
 
 
 def parse_list_query(query: Mapping[str, str]) -> tuple[Selection, int]:
-    """``?limit&since&until&exceptionClass`` as a selection and a limit."""
+    """``?limit&since&until&exceptionClass`` (and ``partition&offset``: one letter) as a
+    selection and a limit."""
     limit = parse_limit(query.get("limit"), default=LIST_DEFAULT_LIMIT, maximum=LIST_MAX_LIMIT)
+    offset = _whole_query(query, "offset")
     selection = _selection(
+        # A partition alone narrows the range read (parse_list_range); with an offset it names
+        # one letter.
+        partition=_whole_query(query, "partition") if offset is not None else None,
+        offset=offset,
         since=_instant(query.get("since") or None, "since"),
         until=_instant(query.get("until") or None, "until"),
         exception_class=query.get("exceptionClass") or None,
     )
     return selection, limit
+
+
+def parse_list_range(query: Mapping[str, str]) -> ListRange:
+    """``?partition&fromOffset&toOffset&since``: where a listing reads (``[from, to)``)."""
+    partition = _whole_query(query, "partition")
+    from_offset = _whole_query(query, "fromOffset")
+    to_offset = _whole_query(query, "toOffset")
+    if partition is None and (from_offset is not None or to_offset is not None):
+        field = "fromOffset" if from_offset is not None else "toOffset"
+        raise BadRequest(
+            "an offset range needs its partition: give partition too", details={"field": field}
+        )
+    if from_offset is not None and to_offset is not None and from_offset >= to_offset:
+        raise BadRequest("fromOffset must be below toOffset", details={"field": "fromOffset"})
+    return ListRange(
+        partition=partition,
+        from_offset=from_offset,
+        to_offset=to_offset,
+        since=_instant(query.get("since") or None, "since"),
+    )
+
+
+def _whole_query(query: Mapping[str, str], field: str) -> int | None:
+    raw = query.get(field)
+    if raw is None or raw == "":
+        return None
+    limit = LIMITS["partition" if field == "partition" else "offset"]
+    if not raw.isascii() or not raw.isdigit() or int(raw) > limit:
+        raise BadRequest(
+            f"{field} must be a whole number from 0 to {limit}", details={"field": field}
+        )
+    return int(raw)
 
 
 def parse_redrive(body: bytes) -> RedriveCommand:

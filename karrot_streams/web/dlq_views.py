@@ -12,11 +12,18 @@ from typing import Any, TypeVar
 from aiohttp import web
 from aiokafka.errors import KafkaError
 
+from karrot_streams.connections import kafka_connection
 from karrot_streams.dlq.letters import DeadLetter, HeaderList
-from karrot_streams.dlq.reader import read_letters
+from karrot_streams.dlq.reader import (
+    Scan,
+    list_letters,
+    read_letter,
+    read_letters,
+    record_size,
+)
 from karrot_streams.dlq.records import RedriveRecords
 from karrot_streams.dlq.redrive import RedriveIncomplete, Redriver, RedriveReport
-from karrot_streams.dlq.selection import newest_first, select
+from karrot_streams.dlq.selection import select
 from karrot_streams.dlq.values import EnvelopeReader, value_base64
 from karrot_streams.events.failures import TransientFailure
 from karrot_streams.settings import Settings
@@ -26,6 +33,7 @@ from karrot_streams.web.dlq_reader import letter_json
 from karrot_streams.web.dlq_requests import (
     dead_letter_topic_named,
     parse_list_query,
+    parse_list_range,
     parse_redrive,
 )
 from karrot_streams.web.errors import Forbidden, NotFound, ServiceUnavailable
@@ -40,17 +48,37 @@ _RUNNING: set[asyncio.Future[RedriveReport]] = set()
 
 
 class DeadLetterMessagesView(ApiView):
-    """The letters of one ``dlq.*`` topic matching the filters, newest first, up to ``limit``."""
+    """The letters of one ``dlq.*`` topic matching the filters, newest first, up to ``limit``.
+
+    Never the whole topic: read backwards from the end (or ``toOffset``) of each partition, from
+    ``since``'s offset or ``fromOffset`` on, at most ``KARROT_DLQ_READ_MAX_BYTES`` per request;
+    ``complete`` says whether ``total`` counts the whole range, and ``scanned`` where to go on
+    from. ``partition`` and ``offset`` together read that one letter only (the console's inspect).
+    """
 
     async def get(self, request: web.Request, topic: str) -> web.StreamResponse:
         dlq_topic = dead_letter_topic_named(topic)
         selection, limit = parse_list_query(request.query)
+        where = parse_list_range(request.query)
         resources = await self.ready()
         settings = resources.settings
-        matching = await _kafka(
-            read_letters(settings.kafka_bootstrap, dlq_topic, keep=selection.matches)
-        )
-        shown = newest_first(matching, limit)
+        if selection.single is not None:
+            one = await _kafka(read_letter(kafka_connection(settings), dlq_topic, selection.single))
+            shown = [one] if one is not None and selection.matches(one) else []
+            scan = Scan(letters=shown, matched=len(shown), records=int(one is not None))
+            scan.bytes = sum(record_size(x) for x in shown)
+        else:
+            scan = await _kafka(
+                list_letters(
+                    kafka_connection(settings),
+                    dlq_topic,
+                    limit=limit,
+                    max_bytes=settings.dlq_read_max_bytes,
+                    where=where,
+                    keep=selection.matches,
+                )
+            )
+            shown = scan.letters
         async with _database(), RedriveRecords.connect(settings.database_dsn) as records:
             known = await records.lookup(dlq_topic, [x.position for x in shown])
         envelopes = EnvelopeReader(resources.registry)
@@ -61,7 +89,26 @@ class DeadLetterMessagesView(ApiView):
             messages.append(
                 message_json(letter, value, redriven=record is not None and record.redriven)
             )
-        return json_response({"topic": dlq_topic, "total": len(matching), "messages": messages})
+        return json_response(
+            {
+                "topic": dlq_topic,
+                "total": scan.matched,
+                "complete": scan.complete,
+                "scanned": scanned_json(scan),
+                "messages": messages,
+            }
+        )
+
+
+def scanned_json(scan: Scan) -> dict[str, Any]:
+    return {
+        "records": scan.records,
+        "bytes": scan.bytes,
+        "partitions": [
+            {"partition": tp.partition, "fromOffset": begin, "toOffset": end}
+            for tp, (begin, end) in sorted(scan.ranges.items(), key=lambda x: x[0].partition)
+        ],
+    }
 
 
 class RedriveView(ApiView):
@@ -75,7 +122,12 @@ class RedriveView(ApiView):
         selection = command.selection
         await self.ready()
         letters = await _kafka(
-            read_letters(settings.kafka_bootstrap, dlq_topic, position=selection.single)
+            read_letters(
+                kafka_connection(settings),
+                dlq_topic,
+                position=selection.single,
+                since=selection.since,
+            )
         )
         if selection.single is not None and not letters:
             partition, offset = selection.single

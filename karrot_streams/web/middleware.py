@@ -23,6 +23,7 @@ from karrot_streams.web.errors import (
     error_body,
     from_status,
 )
+from karrot_streams.web.peers import FROM_PEER, PeerAuth
 from karrot_streams.web.responses import json_response
 
 log = logging.getLogger(__name__)
@@ -42,14 +43,20 @@ def error_response(error: ApiError, request: web.Request) -> web.Response:
     )
 
 
-def api_middleware(tokens: TokenCheck) -> Middleware:
+def api_middleware(tokens: TokenCheck, peers: PeerAuth) -> Middleware:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         pattern = route_pattern(request)
         if not is_api(pattern):
             return await handler(request)
-        if needs_token(pattern) and not tokens.accepts(
-            bearer_token(request.headers.get("Authorization"))
+        # A worker of the group forwarding a query signs it instead of passing the client's
+        # token on; anyone else's hop header is ignored (the request is routed as any other).
+        peer = peers.request_is_from_peer(request)
+        request[FROM_PEER] = peer
+        if (
+            needs_token(pattern)
+            and not peer
+            and not tokens.accepts(bearer_token(request.headers.get("Authorization")))
         ):
             denied = Unauthorized("A valid bearer token is required: Authorization: Bearer <token>")
             return error_response(denied, request)

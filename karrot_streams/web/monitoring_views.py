@@ -9,6 +9,7 @@ from aiohttp import web
 from aiokafka.errors import KafkaError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from karrot_streams.connections import kafka_connection
 from karrot_streams.events.types import dead_letter_topic
 from karrot_streams.settings import INPUT_TOPICS
 from karrot_streams.web import health_checks
@@ -72,8 +73,13 @@ class DeadLettersView(ApiView):
         )
         topics = [dead_letter_topic(topic) for topic in INPUT_TOPICS]
         try:
+            settings = self.resources.settings
             letters = await read_dead_letters(
-                self.resources.settings.kafka_bootstrap, topics, limit, DLQ_TIMEOUT_S
+                kafka_connection(settings),
+                topics,
+                limit,
+                DLQ_TIMEOUT_S,
+                max_bytes=settings.dlq_read_max_bytes,
             )
         except (KafkaError, TimeoutError, OSError) as exc:
             log.warning("Reading the dead-letter topics failed: %s", exc)

@@ -56,7 +56,7 @@ def register(app: KarrotApp) -> None:
     tokens = TokenCheck(
         token.get_secret_value() for token in (*settings.api_tokens, *settings.admin_tokens)
     )
-    cast(Web, app.web).web_app.middlewares.append(api_middleware(tokens))
+    cast(Web, app.web).web_app.middlewares.append(api_middleware(tokens, app.peer_auth))
     commit_monitor.install(app, app.resources.metrics.registry)
     for path, view in ROUTES:
         app.page(path, name=view.__name__)(view)

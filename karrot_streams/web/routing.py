@@ -2,7 +2,8 @@
 
 Faust's ``table_route`` routes on the raw path parameter; ours routes on the key the table is
 really keyed by (a normalised category), and forwards with a hop header so two workers that
-disagree during a rebalance cannot bounce a request between them.
+disagree during a rebalance cannot bounce a request between them. A forwarded request is signed
+with the group's peer secret (web/peers.py) and does not carry the client's token.
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ from yarl import URL
 
 from karrot_streams.pipeline.facts import table_key
 from karrot_streams.web.errors import ServiceUnavailable
+from karrot_streams.web.peers import FORWARDED_HEADER, PEER_HEADER, PeerAuth, from_peer
 
-FORWARDED_HEADER = "X-Karrot-Forwarded"
 FORWARD_TIMEOUT_S = 10.0
-#: Request headers a forwarded request carries on.
-_FORWARDED_HEADERS = ("Authorization", "Accept", "Accept-Language")
+#: Request headers a forwarded request carries on: never ``Authorization``, the client's token
+#: is for this worker only.
+_FORWARDED_HEADERS = ("Accept", "Accept-Language")
 
 
 def partition_of(key: str, partitions: int, partitioner: Any) -> int:
@@ -57,7 +59,7 @@ async def answer_from_owner(
     local: Callable[[], Awaitable[web.StreamResponse]],
 ) -> web.StreamResponse:
     """``local()`` here if this worker owns ``key`` in ``table``, else the owner's answer."""
-    if request.headers.get(FORWARDED_HEADER):
+    if from_peer(request):
         return await local()  # one hop at most
     partition = partition_of(key, table.partitions, app.producer.partitioner)
     topic = table.changelog_topic.get_topic_name()
@@ -69,7 +71,7 @@ async def answer_from_owner(
         )
     if same_node(URL(owner), app.conf.canonical_url):
         return await local()
-    return await forward(app.http_client, URL(owner), request)
+    return await forward(app.http_client, URL(owner), request, app.peer_auth)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,11 +87,27 @@ class Answer:
         )
 
 
-async def forward(session: aiohttp.ClientSession, owner: URL, request: web.Request) -> web.Response:
-    return (await ask(session, owner, request)).response()
+async def forward(
+    session: aiohttp.ClientSession, owner: URL, request: web.Request, peers: PeerAuth
+) -> web.Response:
+    return (await ask(session, owner, request, peers)).response()
 
 
-async def ask(session: aiohttp.ClientSession, owner: URL, request: web.Request) -> Answer:
+def forwarded_headers(request: web.Request, peers: PeerAuth) -> dict[str, str]:
+    """The headers of ``request`` forwarded to a peer: signed, without the client's token."""
+    headers = {
+        name: request.headers[name] for name in _FORWARDED_HEADERS if name in request.headers
+    }
+    headers[FORWARDED_HEADER] = "1"
+    headers[PEER_HEADER] = peers.sign(
+        request.method, request.rel_url.raw_path, request.rel_url.raw_query_string
+    )
+    return headers
+
+
+async def ask(
+    session: aiohttp.ClientSession, owner: URL, request: web.Request, peers: PeerAuth
+) -> Answer:
     """The same request, answered by the worker at ``owner``."""
     target = URL.build(
         scheme=owner.scheme or "http",
@@ -99,10 +117,7 @@ async def ask(session: aiohttp.ClientSession, owner: URL, request: web.Request) 
         query_string=request.rel_url.raw_query_string,
         encoded=True,
     )
-    headers = {
-        name: request.headers[name] for name in _FORWARDED_HEADERS if name in request.headers
-    }
-    headers[FORWARDED_HEADER] = "1"
+    headers = forwarded_headers(request, peers)
     try:
         async with session.request(
             request.method,
@@ -121,14 +136,16 @@ async def ask(session: aiohttp.ClientSession, owner: URL, request: web.Request) 
 
 async def gather_from_peers(app: Any, table: Any, request: web.Request) -> list[Any]:
     """The JSON answers to the same request from every other worker holding part of ``table``."""
-    if request.headers.get(FORWARDED_HEADER):
+    if from_peer(request):
         return []
     peers = [
         URL(url)
         for url, topics in app.router.table_metadata(table.name).items()
         if any(topics.values()) and not same_node(URL(url), app.conf.canonical_url)
     ]
-    answers = await asyncio.gather(*(ask(app.http_client, peer, request) for peer in peers))
+    answers = await asyncio.gather(
+        *(ask(app.http_client, peer, request, app.peer_auth) for peer in peers)
+    )
     for peer, answer in zip(peers, answers, strict=True):
         if answer.status != 200:
             raise ServiceUnavailable(

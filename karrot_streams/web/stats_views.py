@@ -1,5 +1,8 @@
 """``GET /api/v1/monitoring/stats``: this worker's counters, its consumer lag, event-store counts.
 
+The event-store counts come from a cache a timer refreshes on a connection of its own
+(monitoring/store_counts.py), so polling this open view never queries the database.
+
 What the operator console polls. The counters are this worker's since it started (the same
 Prometheus counters as ``/metrics``), so a client computes rates from two answers. Lag is per
 assigned partition (table changelogs left out): the highwater minus the offset committed.
@@ -14,13 +17,12 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import psycopg2
 from aiohttp import web
 from prometheus_client import Counter
 
-from karrot_streams.events.failures import TransientFailure
+from karrot_streams.monitoring.store_counts import StatusCounts
 from karrot_streams.settings import INPUT_TOPICS
-from karrot_streams.store.event_store import EventStore, Status
+from karrot_streams.store.event_store import Status
 from karrot_streams.web.commit_monitor import CommitMonitor
 from karrot_streams.web.responses import iso_epoch, json_response
 from karrot_streams.web.view import ApiView
@@ -121,14 +123,27 @@ async def consumer_lag(app: Any) -> list[dict[str, Any]]:
     return partition_lag(highwaters, committed_offsets(app, app.monitor))
 
 
-async def store_counts(store: EventStore) -> dict[str, Any]:
-    try:
-        counts = await asyncio.wait_for(store.counts_by_status(), STATS_TIMEOUT_S)
-    except (TransientFailure, TimeoutError, psycopg2.Error) as exc:
-        # psycopg2.Error: no table yet on a database the migrations have not reached.
-        log.debug("Event-store counts unavailable: %s", exc)
-        return {"counts": None, "error": f"{type(exc).__name__}: {exc}"[:300]}
-    return {"counts": {status.value: counts.get(status.value, 0) for status in Status}}
+def store_counts_json(cache: StatusCounts | None) -> dict[str, Any]:
+    """The cached counts with the moment they were taken (never a query of this request)."""
+    if cache is None or cache.counts is None:
+        return {"counts": None, "sampledAt": None, "error": None if cache is None else cache.error}
+    out: dict[str, Any] = {
+        "counts": {status.value: cache.counts.get(status.value, 0) for status in Status},
+        "sampledAt": None if cache.sampled_at is None else iso_epoch(cache.sampled_at),
+    }
+    if cache.error is not None:
+        out["error"] = cache.error  # the last refresh failed: these counts are older
+    return out
+
+
+async def store_counts(cache: StatusCounts | None) -> dict[str, Any]:
+    if cache is not None:
+        try:
+            # Only before the timer's first sample; later calls never wait for the database.
+            await asyncio.wait_for(cache.first(), STATS_TIMEOUT_S)
+        except TimeoutError:
+            log.debug("Event-store counts not sampled yet")
+    return store_counts_json(cache)
 
 
 class StatsView(ApiView):
@@ -138,7 +153,7 @@ class StatsView(ApiView):
         app = self.karrot
         resources = self.resources
         metrics = resources.metrics
-        lag, store = await asyncio.gather(consumer_lag(app), store_counts(resources.store))
+        lag, store = await asyncio.gather(consumer_lag(app), store_counts(resources.status_counts))
         monitor = app.monitor
         started = monitor.started_at if isinstance(monitor, CommitMonitor) else None
         return json_response(

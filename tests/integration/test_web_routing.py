@@ -13,12 +13,21 @@ import httpx
 import pytest
 
 from karrot_streams.settings import Settings
+from karrot_streams.web.peers import FORWARDED_HEADER, PEER_HEADER, PeerAuth
 from tests.support.worker import API_TOKEN, free_port, running_worker, worker_env
 
 pytestmark = pytest.mark.integration
 
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
-LOCAL_ONLY = {**AUTH, "X-Karrot-Forwarded": "1"}  # what routing sends: answer from local tables
+PEER_SECRET = "the-peer-secret-of-this-test"
+
+
+def local_only(path: str) -> dict[str, str]:
+    """What routing sends a peer (signed hop): answer ``GET path`` from local tables."""
+    return {
+        FORWARDED_HEADER: "1",
+        PEER_HEADER: PeerAuth(PEER_SECRET.encode()).sign("GET", path, ""),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +35,7 @@ def two_workers(
     settings: Settings, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[list[str]]:
     base = tmp_path_factory.mktemp("two-workers")
-    first = worker_env(Path(base / "w1"))
+    first = worker_env(Path(base / "w1"), KARROT_PEER_SECRET=PEER_SECRET)
     second = {**first, "KARROT_WEB_PORT": str(free_port()), "KARROT_DATA_DIR": str(base / "w2")}
     with ExitStack() as stack:
         urls = [stack.enter_context(running_worker(env)) for env in (first, second)]
@@ -88,9 +97,9 @@ def test_keyed_views_and_the_list_agree_on_both_workers(two_workers: list[str]) 
     local = [
         {
             c["category"]
-            for c in httpx.get(url + "/api/v1/categories", headers=LOCAL_ONLY, timeout=30).json()[
-                "categories"
-            ]
+            for c in httpx.get(
+                url + "/api/v1/categories", headers=local_only("/api/v1/categories"), timeout=30
+            ).json()["categories"]
             if c["category"].endswith(tag)
         }
         for url in two_workers
@@ -101,3 +110,10 @@ def test_keyed_views_and_the_list_agree_on_both_workers(two_workers: list[str]) 
     for url in two_workers:
         listed = httpx.get(url + "/api/v1/categories", headers=AUTH, timeout=30).json()
         assert {c["category"] for c in listed["categories"]} >= set(categories)
+        # A client's own hop header is ignored: it is routed (and gathered) as any request.
+        hop = {**AUTH, FORWARDED_HEADER: "1"}
+        listed = httpx.get(url + "/api/v1/categories", headers=hop, timeout=30).json()
+        assert {c["category"] for c in listed["categories"]} >= set(categories)
+        # Without a token it is not let in, hop header or not.
+        refused = httpx.get(url + "/api/v1/categories", headers={FORWARDED_HEADER: "1"})
+        assert refused.status_code == 401

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from karrot_streams.connections import KafkaConnection, as_connection
+
 
 @dataclass(frozen=True)
 class Consumed:
@@ -18,9 +20,11 @@ class Consumed:
     headers: tuple[tuple[str, bytes], ...]
 
 
-async def read_all(bootstrap: str, topic: str) -> list[Consumed]:
+async def read_all(bootstrap: str | KafkaConnection, topic: str) -> list[Consumed]:
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+        **as_connection(bootstrap).client_kwargs(),
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
     )
     await consumer.start()
     # aiokafka 0.14 cancels a group-less consumer's background task on stop(); if that task never
@@ -57,8 +61,10 @@ async def read_all(bootstrap: str, topic: str) -> list[Consumed]:
         await consumer.stop()
 
 
-async def count(bootstrap: str, topic: str) -> int:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+async def count(bootstrap: str | KafkaConnection, topic: str) -> int:
+    consumer = AIOKafkaConsumer(
+        **as_connection(bootstrap).client_kwargs(), enable_auto_commit=False
+    )
     await consumer.start()
     # aiokafka 0.14 cancels a group-less consumer's background task on stop(); if that task never
     # got to run, stop() raises CancelledError. One turn of the loop lets it start.
@@ -81,7 +87,9 @@ async def partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartit
     return [TopicPartition(topic, p) for p in sorted(cluster.partitions_for_topic(topic) or ())]
 
 
-async def start_group_at_end(bootstrap: str, group_id: str, topics: list[str]) -> None:
+async def start_group_at_end(
+    bootstrap: str | KafkaConnection, group_id: str, topics: list[str]
+) -> None:
     """Commit the current end offsets for a new consumer group.
 
     A test worker with a fresh app id would otherwise read every record the shared input topics
@@ -89,7 +97,7 @@ async def start_group_at_end(bootstrap: str, group_id: str, topics: list[str]) -
     that has committed anything already (a restarted worker) is left alone.
     """
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False
+        **as_connection(bootstrap).client_kwargs(), group_id=group_id, enable_auto_commit=False
     )
     await consumer.start()
     await asyncio.sleep(0)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx
 
+from karrot_streams.connections import KafkaConnection
 from karrot_streams.settings import INPUT_TOPICS
 from tests.support.kafka import start_group_at_end
 
@@ -26,10 +27,23 @@ API_TOKEN = "test-token"
 ADMIN_TOKEN = "test-admin-token"
 
 
-def free_port() -> int:
+def free_port(*also_on: str) -> int:
+    """A port free on 127.0.0.1 and on every address of ``also_on`` (for workers sharing one)."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if all(_free_on(host, port) for host in also_on):
+            return port
+
+
+def _free_on(host: str, port: int) -> bool:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 @dataclass
@@ -41,13 +55,18 @@ class WorkerProcess:
     log_path: Path
     extra_env: Mapping[str, str] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
+    #: The address it binds and advertises (any of 127.0.0.0/8 for workers sharing a port).
+    host: str = "127.0.0.1"
     #: A new app starts at the end of the shared input topics, not at their first record.
     from_end: bool = True
+    #: How the test reaches Kafka to start the group at the end (default: the worker's bootstrap,
+    #: plaintext); a worker on a secured listener needs the secured connection.
+    group_kafka: str | KafkaConnection | None = None
     process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -55,7 +74,7 @@ class WorkerProcess:
             {
                 "KARROT_APP_ID": self.app_id,
                 "KARROT_WEB_PORT": str(self.port),
-                "KARROT_WEB_HOST": "127.0.0.1",
+                "KARROT_WEB_HOST": self.host,
                 "KARROT_DATA_DIR": str(self.data_dir),
                 "KARROT_API_TOKENS": API_TOKEN,
                 "KARROT_ADMIN_TOKENS": ADMIN_TOKEN,
@@ -67,7 +86,9 @@ class WorkerProcess:
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if self.from_end:
-            bootstrap = self.env().get("KARROT_KAFKA_BOOTSTRAP", "localhost:9092")
+            bootstrap = self.group_kafka or self.env().get(
+                "KARROT_KAFKA_BOOTSTRAP", "localhost:9092"
+            )
             # A thread of its own: start() is called from sync and async tests alike.
             thread = threading.Thread(
                 target=asyncio.run,
@@ -86,10 +107,8 @@ class WorkerProcess:
                 "worker",
                 "-l",
                 "info",
-                "--web-port",
-                str(self.port),
-                "--web-host",
-                "127.0.0.1",
+                # No --web-port/--web-host: Faust would rebuild the advertised URL from them and
+                # drop KARROT_ADVERTISED_URL; the settings already carry both.
             ],
             env=self.env(),
             stdout=log,
@@ -167,6 +186,7 @@ def running_worker(settings_env: Mapping[str, str], *, timeout_s: float = 180.0)
         log_path=data_dir / "worker.log",
         extra_env=dict(settings_env),
         port=int(settings_env["KARROT_WEB_PORT"]),
+        host=settings_env.get("KARROT_WEB_HOST", "127.0.0.1"),
     )
     worker.start()
     try:

@@ -53,6 +53,10 @@ def server_properties() -> dict[str, str]:
         '$(kafka_ctrl_port "$n")': stack_default("KAFKA_CTRL_PORT"),
         "$rf": "1",
         "$isr": "1",
+        # The optional SASL_SSL listener (KARROT_STACK_SECURE) is the local stack's alone: its
+        # certificates are made by stack.sh, so the compose file has the plaintext listener only.
+        "${secure_listener:+,SASL_SSL:SASL_SSL}": "",
+        "$secure_listener": "",
     }
     props = {}
     for line in body.splitlines():

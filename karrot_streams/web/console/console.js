@@ -454,15 +454,8 @@
 
   /** The decoded value of one dead letter, read with the DLQ messages endpoint. */
   async function letterValue(letter) {
-    // The list filters on the failed_at header (since <= failed_at < until): ask for that moment.
-    const headers = letter.headers || {};
-    const failedAt = Date.parse(headers.failed_at || "");
-    const query = new URLSearchParams({ limit: "1000" });
-    if (!Number.isNaN(failedAt)) {
-      query.set("since", new Date(failedAt).toISOString());
-      query.set("until", new Date(failedAt + 1).toISOString());
-    }
-    if (headers.exception_class) query.set("exceptionClass", headers.exception_class);
+    // partition and offset together: the worker reads that one record, not the topic.
+    const query = new URLSearchParams({ partition: String(letter.partition), offset: String(letter.offset) });
     const answer = await api(dlqPath(letter.topic, "messages") + "?" + query);
     if (answer.status === 404 && !(answer.data && answer.data.details)) {
       return el("p", { className: "muted" }, "This worker has no dead-letter message endpoint; only the headers can be shown.");

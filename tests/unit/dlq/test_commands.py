@@ -15,6 +15,7 @@ import pytest
 from karrot_streams.dlq import commands
 from karrot_streams.dlq.commands import add_parser, format_table, selection_of, summary
 from karrot_streams.dlq.letters import DeadLetter
+from karrot_streams.dlq.reader import Scan
 from karrot_streams.dlq.records import Target
 from karrot_streams.dlq.redrive import LetterOutcome, RedriveReport
 from karrot_streams.dlq.selection import InvalidSelection
@@ -134,7 +135,13 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         raise Refused
 
     monkeypatch.setattr(commands, "migrate", no_migrations)
+
+    async def listing(kafka: object, topic: str, *, limit: int, **kwargs: Any) -> Scan:
+        newest = sorted(LETTERS, key=lambda x: x.timestamp, reverse=True)
+        return Scan(letters=newest[:limit], matched=len(LETTERS), complete=True)
+
     monkeypatch.setattr(commands, "read_letters", letters)
+    monkeypatch.setattr(commands, "list_letters", listing)
     monkeypatch.setattr(commands.RedriveRecords, "connect", records)
     monkeypatch.setattr(commands, "AIOKafkaProducer", producer)
     return produced

@@ -11,6 +11,7 @@ import pytest
 from karrot_streams.web.dlq_requests import (
     dead_letter_topic_named,
     parse_list_query,
+    parse_list_range,
     parse_redrive,
 )
 from karrot_streams.web.errors import BadRequest, NotFound
@@ -109,3 +110,44 @@ def test_bad_redrive_body(value: dict[str, Any], field: str) -> None:
 def test_redrive_body_must_be_an_object(raw: bytes) -> None:
     with pytest.raises(BadRequest):
         parse_redrive(raw)
+
+
+def test_one_letter_by_partition_and_offset() -> None:
+    selection, _ = parse_list_query({"partition": "2", "offset": "40"})
+    assert selection.single == (2, 40)
+    # A partition alone narrows the range, it is no single letter.
+    alone, _ = parse_list_query({"partition": "2"})
+    assert alone.single is None
+
+
+def test_list_range() -> None:
+    where = parse_list_range(
+        {"partition": "1", "fromOffset": "10", "toOffset": "20", "since": "2026-11-25T09:00:00Z"}
+    )
+    assert (where.partition, where.from_offset, where.to_offset) == (1, 10, 20)
+    assert where.since == datetime(2026, 11, 25, 9, tzinfo=UTC)
+    assert parse_list_range({}) == parse_list_range({"partition": ""})
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ({"fromOffset": "5"}, "fromOffset"),
+        ({"toOffset": "5"}, "toOffset"),
+        ({"partition": "1", "fromOffset": "5", "toOffset": "5"}, "fromOffset"),
+        ({"partition": "-1"}, "partition"),
+        ({"partition": "1", "fromOffset": "x"}, "fromOffset"),
+        ({"partition": "٣"}, "partition"),
+        ({"partition": str(2**31)}, "partition"),
+    ],
+)
+def test_bad_list_range(query: dict[str, str], field: str) -> None:
+    with pytest.raises(BadRequest) as caught:
+        parse_list_range(query)
+    assert caught.value.details == {"field": field}
+
+
+def test_offset_without_partition_is_refused() -> None:
+    with pytest.raises(BadRequest) as caught:
+        parse_list_query({"offset": "3"})
+    assert caught.value.details == {"field": "partition"}

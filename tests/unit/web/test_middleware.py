@@ -12,6 +12,7 @@ from yarl import URL
 from karrot_streams.web.auth import TokenCheck
 from karrot_streams.web.errors import ValidationFailed
 from karrot_streams.web.middleware import api_middleware
+from karrot_streams.web.peers import PeerAuth
 from karrot_streams.web.responses import json_response
 
 TOKEN = {"Authorization": "Bearer good"}
@@ -32,7 +33,7 @@ async def broken(request: web.Request) -> web.StreamResponse:
 
 @pytest.fixture
 async def client() -> AsyncIterator[TestClient[web.Request, web.Application]]:
-    app = web.Application(middlewares=[api_middleware(TokenCheck(["good"]))])
+    app = web.Application(middlewares=[api_middleware(TokenCheck(["good"]), PeerAuth(b"k" * 32))])
     app.router.add_get("/api/v1/things/{category}", ok)
     app.router.add_post("/api/v1/invalid", invalid)
     app.router.add_get("/api/v1/broken", broken)

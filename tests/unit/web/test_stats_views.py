@@ -6,10 +6,12 @@ from faust.types import TP
 from prometheus_client import CollectorRegistry
 
 from karrot_streams.monitoring.metrics import Metrics
+from karrot_streams.monitoring.store_counts import StatusCounts
 from karrot_streams.web.stats_views import (
     counter_breakdown,
     counter_totals,
     partition_lag,
+    store_counts_json,
     topic_stats,
 )
 
@@ -52,3 +54,18 @@ def test_lag_is_highwater_minus_committed_sorted_by_position() -> None:
 
 def test_a_commit_past_a_stale_highwater_is_no_negative_lag() -> None:
     assert partition_lag({TP("a", 0): 4}, {TP("a", 0): 6})[0]["lag"] == 0
+
+
+def test_store_counts_come_from_the_cache_with_their_age() -> None:
+    cache = StatusCounts("postgresql://unused")
+    assert store_counts_json(cache) == {"counts": None, "sampledAt": None, "error": None}
+    cache.counts = {"PROCESSED": 7, "FAILED": 1}
+    cache.sampled_at = 1_800_000_000.0
+    assert store_counts_json(cache) == {
+        "counts": {"CREATED": 0, "PUBLISHED": 0, "PROCESSED": 7, "FAILED": 1},
+        "sampledAt": "2027-01-15T08:00:00.000Z",
+    }
+    # A failed refresh keeps the last counts and says why they are old.
+    cache.error = "OperationalError: down"
+    assert store_counts_json(cache)["error"] == "OperationalError: down"
+    assert store_counts_json(cache)["counts"]["PROCESSED"] == 7
