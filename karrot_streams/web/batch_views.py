@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any
 
 from aiohttp import web
 
 from karrot_streams.web.batch_publishing import parse_batch, publish_batch
 from karrot_streams.web.body import read_body
-from karrot_streams.web.publishing import EventPublisher, HeaderList, request_trace_headers
 from karrot_streams.web.responses import json_response
 from karrot_streams.web.view import ApiView
 
@@ -25,17 +23,6 @@ class PublishBatchView(ApiView):
             now=datetime.now(UTC),
             new_id=lambda: str(uuid.uuid4()),
         )
-        resources = await self.ready()
-        producer = self.karrot.producer
-
-        async def send(topic: str, key: bytes, value: bytes, headers: HeaderList) -> Any:
-            return await producer.send(topic, key, value, None, None, headers)
-
-        publisher = EventPublisher(
-            store=resources.store,
-            send=send,
-            writers=resources.writers,
-            headers=request_trace_headers(request),
-        )
+        publisher = await self.publisher(request)
         result = await publish_batch(publisher, items)
         return json_response(result.to_json(), status=result.status)

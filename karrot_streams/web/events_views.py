@@ -13,7 +13,6 @@ from karrot_streams.events.failures import TransientFailure
 from karrot_streams.store.event_store import StoredEvent
 from karrot_streams.web.body import read_body
 from karrot_streams.web.errors import NotFound, ServiceUnavailable
-from karrot_streams.web.publishing import EventPublisher, HeaderList, request_trace_headers
 from karrot_streams.web.requests import parse_publish
 from karrot_streams.web.responses import iso_utc, json_response
 from karrot_streams.web.view import ApiView
@@ -25,18 +24,7 @@ class PublishEventView(ApiView):
     async def post(self, request: web.Request) -> web.StreamResponse:
         body = await read_body(request, self.resources.settings.max_body_bytes)
         event = parse_publish(body, event_id=str(uuid.uuid4()), now=datetime.now(UTC))
-        resources = await self.ready()
-        producer = self.karrot.producer
-
-        async def send(topic: str, key: bytes, value: bytes, headers: HeaderList) -> Any:
-            return await producer.send(topic, key, value, None, None, headers)
-
-        publisher = EventPublisher(
-            store=resources.store,
-            send=send,
-            writers=resources.writers,
-            headers=request_trace_headers(request),
-        )
+        publisher = await self.publisher(request)
         published = await publisher.publish(event)
         return json_response(
             published.to_json(),

@@ -10,6 +10,7 @@ from faust.web import Request, Response, View
 from faust.web.exceptions import WebError
 
 from karrot_streams.web.errors import ServiceUnavailable, from_status
+from karrot_streams.web.publishing import EventPublisher, HeaderList, request_trace_headers
 
 if TYPE_CHECKING:
     from karrot_streams.app import KarrotApp
@@ -50,6 +51,21 @@ class ApiView(View):
                 details=_startup_details(resources),
             ) from None
         return resources
+
+    async def publisher(self, request: web.Request) -> EventPublisher:
+        """What publishes the request's events: to the input topics, with its trace context."""
+        resources = await self.ready()
+        producer = self.karrot.producer
+
+        async def send(topic: str, key: bytes, value: bytes, headers: HeaderList) -> Any:
+            return await producer.send(topic, key, value, None, None, headers)
+
+        return EventPublisher(
+            store=resources.store,
+            send=send,
+            writers=resources.writers,
+            headers=request_trace_headers(request),
+        )
 
     async def on_request_error(self, request: Request, exc: WebError) -> Response:
         # Faust's own WebError (raised by its helpers): re-raised as ours, for the middleware.

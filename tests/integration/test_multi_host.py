@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import ExitStack
 from pathlib import Path
 from urllib.parse import quote
 
@@ -19,7 +18,7 @@ import pytest
 
 from karrot_streams.settings import Settings
 from karrot_streams.web.peers import FORWARDED_HEADER, PEER_HEADER, PeerAuth
-from tests.support.worker import API_TOKEN, free_port, running_worker, worker_env
+from tests.support.worker import API_TOKEN, free_port, sharing_workers, worker_env
 
 pytestmark = pytest.mark.integration
 
@@ -35,21 +34,8 @@ def two_hosts(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> I
     first = worker_env(Path(base / "a"), KARROT_WEB_PORT=port, KARROT_WEB_HOST=HOSTS[0])
     first["KARROT_PEER_SECRET"] = PEER_SECRET
     second = {**first, "KARROT_WEB_HOST": HOSTS[1], "KARROT_DATA_DIR": str(base / "b")}
-    with ExitStack() as stack:
-        urls = [stack.enter_context(running_worker(env)) for env in (first, second)]
-        deadline = time.monotonic() + 120
-        while not all(_owns_partitions(url) for url in urls):
-            assert time.monotonic() < deadline, "the two workers never shared the partitions"
-            time.sleep(1)
+    with sharing_workers(first, second) as urls:
         yield urls
-
-
-def _owns_partitions(url: str) -> bool:
-    health = httpx.get(url + "/api/v1/monitoring/health", timeout=10).json()
-    return bool(
-        health["status"] == "UP"
-        and health["components"]["commits"]["details"].get("assignedPartitions")
-    )
 
 
 def test_each_worker_advertises_its_own_address(two_hosts: list[str]) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import ExitStack
 from pathlib import Path
 from urllib.parse import quote
 
@@ -14,7 +13,7 @@ import pytest
 
 from karrot_streams.settings import Settings
 from karrot_streams.web.peers import FORWARDED_HEADER, PEER_HEADER, PeerAuth
-from tests.support.worker import API_TOKEN, free_port, running_worker, worker_env
+from tests.support.worker import API_TOKEN, free_port, sharing_workers, worker_env
 
 pytestmark = pytest.mark.integration
 
@@ -37,21 +36,8 @@ def two_workers(
     base = tmp_path_factory.mktemp("two-workers")
     first = worker_env(Path(base / "w1"), KARROT_PEER_SECRET=PEER_SECRET)
     second = {**first, "KARROT_WEB_PORT": str(free_port()), "KARROT_DATA_DIR": str(base / "w2")}
-    with ExitStack() as stack:
-        urls = [stack.enter_context(running_worker(env)) for env in (first, second)]
-        deadline = time.monotonic() + 120
-        while not all(_owns_partitions(url) for url in urls):
-            assert time.monotonic() < deadline, "the two workers never shared the partitions"
-            time.sleep(1)
+    with sharing_workers(first, second) as urls:
         yield urls
-
-
-def _owns_partitions(url: str) -> bool:
-    health = httpx.get(url + "/api/v1/monitoring/health", timeout=10).json()
-    return bool(
-        health["status"] == "UP"
-        and health["components"]["commits"]["details"].get("assignedPartitions")
-    )
 
 
 def test_keyed_views_and_the_list_agree_on_both_workers(two_workers: list[str]) -> None:

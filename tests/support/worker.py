@@ -12,7 +12,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -194,3 +194,25 @@ def running_worker(settings_env: Mapping[str, str], *, timeout_s: float = 180.0)
         yield worker.url
     finally:
         worker.stop()
+
+
+@contextmanager
+def sharing_workers(
+    *settings_envs: Mapping[str, str], timeout_s: float = 120.0
+) -> Iterator[list[str]]:
+    """Workers of one group, yielded once each owns some partitions: their base URLs."""
+    with ExitStack() as stack:
+        urls = [stack.enter_context(running_worker(env)) for env in settings_envs]
+        deadline = time.monotonic() + timeout_s
+        while not all(owns_partitions(url) for url in urls):
+            assert time.monotonic() < deadline, "the workers never shared the partitions"
+            time.sleep(1)
+        yield urls
+
+
+def owns_partitions(url: str) -> bool:
+    health = httpx.get(url + "/api/v1/monitoring/health", timeout=10).json()
+    return bool(
+        health["status"] == "UP"
+        and health["components"]["commits"]["details"].get("assignedPartitions")
+    )
