@@ -47,8 +47,6 @@ class BatchDeliveryConsumer(internals.consumer_class()):  # type: ignore[misc]
         super().__init__(*args, **kwargs)
         #: Per partition, (queue, event) pairs fetched but not yet let into a full queue.
         self._pending: dict[TP, deque[tuple[Any, Any]]] = {}
-        self.batches_delivered = 0
-        self.records_delivered = 0
 
     async def _drain_messages(self, fetcher: Any) -> None:
         consumer_should_stop = self._stopped.is_set
@@ -132,8 +130,6 @@ class BatchDeliveryConsumer(internals.consumer_class()):  # type: ignore[misc]
             return
         create_event = self.app.create_event
         pending = self._pending.get(tp)
-        self.batches_delivered += 1
-        self.records_delivered += len(messages)
         for channel in channels:
             queue = channel.queue
             for message in messages:

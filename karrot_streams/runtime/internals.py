@@ -7,7 +7,6 @@ upgrade; read the new source before changing the pins.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Iterable, Mapping, MutableSet
 from typing import Any
@@ -102,10 +101,6 @@ def consumer_class() -> type[Any]:
 
 def transport_class() -> type[Any]:
     return faust_aiokafka.Transport
-
-
-def current_loop() -> asyncio.AbstractEventLoop:
-    return asyncio.get_running_loop()
 
 
 def batch_transport(app: Any) -> Any:

@@ -148,8 +148,3 @@ class BatchProducer:
             if isinstance(result, BaseException):
                 failed.extend((record, result) for record in chunk)
         return failed
-
-    def forget_partitions(self) -> None:
-        """After a topic's partition count changed (rare): look its partitions up again."""
-        self._partitions.clear()
-        self._cache.clear()

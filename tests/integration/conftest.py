@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -58,16 +58,30 @@ def worker_factory(tmp_path: Path) -> Iterator[type[WorkerProcess]]:
         worker.stop()
 
 
+StartWorker = Callable[..., Awaitable[WorkerProcess]]
+
+
 @pytest.fixture
-async def worker(
-    tmp_path: Path, worker_factory: type[WorkerProcess], input_writers: object
-) -> WorkerProcess:
-    process = worker_factory(
-        app_id=new_app_id(), data_dir=tmp_path / "data", log_path=tmp_path / "worker.log"
-    )
-    process.start()
-    await process.wait_ready()
-    return process
+def start_worker(tmp_path: Path, worker_factory: type[WorkerProcess]) -> StartWorker:
+    """Start a worker of a new app (``KARROT_*`` overrides as keywords), healthy when returned."""
+
+    async def start(**extra_env: str) -> WorkerProcess:
+        process = worker_factory(
+            app_id=new_app_id(),
+            data_dir=tmp_path / "data",
+            log_path=tmp_path / "worker.log",
+            extra_env=extra_env,
+        )
+        process.start()
+        await process.wait_ready()
+        return process
+
+    return start
+
+
+@pytest.fixture
+async def worker(start_worker: StartWorker, input_writers: object) -> WorkerProcess:
+    return await start_worker()
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from pathlib import Path
 
 import confluent_kafka
 import pytest
@@ -17,8 +16,8 @@ import pytest
 from karrot_streams.avro.registry import WriterSchema
 from karrot_streams.settings import Settings
 from karrot_streams.traffic import Record, TrafficSpec, records
+from tests.integration.conftest import StartWorker
 from tests.support import store
-from tests.support.worker import WorkerProcess, new_app_id
 
 pytestmark = pytest.mark.integration
 
@@ -53,18 +52,10 @@ def produce_compressed(bootstrap: str, codec: str, batch: list[Record]) -> None:
 async def test_every_codec_is_processed(
     settings: Settings,
     input_writers: dict[str, WriterSchema],
-    worker_factory: type[WorkerProcess],
-    tmp_path: Path,
+    start_worker: StartWorker,
 ) -> None:
     # The worker compresses its own output too, so its producer's codec is exercised as well.
-    worker = worker_factory(
-        app_id=new_app_id(),
-        data_dir=tmp_path / "data",
-        log_path=tmp_path / "worker.log",
-        extra_env={"KARROT_PRODUCER_COMPRESSION": "zstd"},
-    )
-    worker.start()
-    await worker.wait_ready()
+    worker = await start_worker(KARROT_PRODUCER_COMPRESSION="zstd")
 
     expected: dict[str, str] = {}
     for n, codec in enumerate(CODECS):

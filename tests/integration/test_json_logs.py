@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import httpx
 
-from tests.support.worker import API_TOKEN, WorkerProcess, new_app_id
+from tests.integration.conftest import StartWorker
+from tests.support.worker import API_TOKEN
 
 #: Faust prints its start-up banner (a table) straight to the terminal, not through logging.
 BANNER_START = ("+", "|", "┌", "│", "├", "└")
@@ -28,16 +28,9 @@ def records(log: str) -> tuple[list[dict[str, Any]], list[str]]:
 
 
 async def test_a_json_worker_logs_only_json_lines(
-    tmp_path: Path, worker_factory: type[WorkerProcess], input_writers: object
+    start_worker: StartWorker, input_writers: object
 ) -> None:
-    worker = worker_factory(
-        app_id=new_app_id(),
-        data_dir=tmp_path / "data",
-        log_path=tmp_path / "worker.log",
-        extra_env={"KARROT_LOG_FORMAT": "json"},
-    )
-    worker.start()
-    await worker.wait_ready()
+    worker = await start_worker(KARROT_LOG_FORMAT="json")
     async with httpx.AsyncClient(timeout=10.0) as client:
         # A request error the middleware logs nothing for, and a publish: more of the project's
         # code runs, whatever it logs goes through the same handler.

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import datetime
-from pathlib import Path
 
 import aiopg
 import httpx
@@ -14,7 +13,8 @@ import pytest
 
 from karrot_streams.monitoring.store_counts import StatusCounts
 from karrot_streams.settings import Settings
-from tests.support.worker import WorkerProcess, free_port, new_app_id
+from tests.integration.conftest import StartWorker
+from tests.support.worker import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -48,17 +48,9 @@ async def test_a_database_that_does_not_answer_is_an_error_not_an_exception() ->
 async def test_the_view_serves_the_timers_sample(
     settings: Settings,
     input_writers: object,
-    worker_factory: type[WorkerProcess],
-    tmp_path: Path,
+    start_worker: StartWorker,
 ) -> None:
-    worker = worker_factory(
-        app_id=new_app_id(),
-        data_dir=tmp_path / "data",
-        log_path=tmp_path / "worker.log",
-        extra_env={"KARROT_STATS_REFRESH_S": str(REFRESH_S)},
-    )
-    worker.start()
-    await worker.wait_ready()
+    worker = await start_worker(KARROT_STATS_REFRESH_S=str(REFRESH_S))
     async with httpx.AsyncClient(base_url=worker.url, timeout=10) as http:
 
         async def sampled() -> tuple[float, datetime]:
