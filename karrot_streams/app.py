@@ -37,7 +37,10 @@ class KarrotApp(faust.App):
     peer_auth: PeerAuth
 
     def _new_transport(self) -> Any:
-        return runtime.batch_transport(self)
+        resources = getattr(self, "resources", None)
+        if resources is not None and resources.settings.batch_delivery:
+            return runtime.batch_transport(self)
+        return super()._new_transport()
 
     async def on_first_start(self) -> None:
         # Again with the configuration as it is now: ``faust worker --web-host/--web-bind``
