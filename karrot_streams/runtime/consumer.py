@@ -5,10 +5,20 @@ Faust's drain loop awaits every record through the conductor under a lock and in
 fetched partition's records are turned into events and put on their channels' queues without
 awaiting, in one pass over the fetch, so no partition waits behind another's full queue.
 
+Whenever Faust empties the queues (``flow_control.clear()``, on a rebalance and when the flow
+resumes after one), what was delivered and not yet taken is gone while the fetch position is past
+it. Faust's own loop has the same race with its seek (records fetched while the recovery seeks
+are delivered, then cleared, and the partition reads on from after them: a hole that is never
+acked, so commits stop, or a jump that Faust takes for a compacted gap and commits unread). Here
+the loop reads every partition again from its committed offset before it delivers anything after
+a clear; what was taken already is processed twice at most, which the event store and the
+aggregates' replay guard absorb.
+
 What still blocks goes the stock way or waits its turn:
 
 * flow stopped (a rebalance) or another generation: the rest of the fetch is dropped, as Faust's
-  ``getmany`` drops it; the partitions are read again from their committed offsets;
+  ``getmany`` drops it; the partitions are read again from their committed offsets (a seek that
+  fails because the rebalance took a partition away is logged, as Faust logs it);
 * a full queue: what does not fit waits in order in ``_pending`` for its partition, which is
   taken out of the fetch (``on_buffer_full``) until its queue has drained it;
 * Faust's producer buffer over its limit: delivery waits for it to ebb, as Faust's does;
@@ -47,6 +57,11 @@ class BatchDeliveryConsumer(internals.consumer_class()):  # type: ignore[misc]
         super().__init__(*args, **kwargs)
         #: Per partition, (queue, event) pairs fetched but not yet let into a full queue.
         self._pending: dict[TP, deque[tuple[Any, Any]]] = {}
+        #: Partitions this loop took out of the fetch (``on_buffer_full``) for their pending.
+        self._held: set[TP] = set()
+        #: The queues were emptied since the last seek: read again from the committed offsets.
+        self._reread = False
+        internals.on_queues_cleared(self.app, self._queues_cleared)
 
     async def _drain_messages(self, fetcher: Any) -> None:
         consumer_should_stop = self._stopped.is_set
@@ -65,7 +80,15 @@ class BatchDeliveryConsumer(internals.consumer_class()):  # type: ignore[misc]
                 if records is None or self.should_stop:
                     continue
                 if not self.flow_active:
-                    await self.perform_seek()
+                    await self._seek_to_committed()
+                    continue
+                if self._reread:
+                    # The streams' records of this fetch may be from before the clear: they are
+                    # read again after the seek. Changelog records are not sought (recovery
+                    # places them), so they are delivered now.
+                    await self._read_again()
+                    if records:
+                        await self._deliver_fetch(records, active, streams=False)
                     continue
                 if records:
                     await self._deliver_fetch(records, active)
@@ -83,11 +106,48 @@ class BatchDeliveryConsumer(internals.consumer_class()):  # type: ignore[misc]
             self.log.exception("Drain messages raised")
             raise
 
-    async def _deliver_fetch(self, records: Any, active: set[TP] | None) -> None:
+    def _queues_cleared(self) -> None:
+        self._reread = True
+        self._pending.clear()
+
+    async def _read_again(self) -> None:
+        """After a clear: the held partitions back in the fetch, every partition from its commit."""
+        self._reread = False
+        assigned = self.assignment()
+        paused = internals.paused_partitions(self)
+        buffered = internals.buffered_partitions(self)
+        active = self._get_active_partitions()
+        for tp in self._held:
+            buffered.discard(tp)
+            if tp in assigned and tp not in paused:
+                active.add(tp)
+        self._held.clear()
+        await self._seek_to_committed()
+
+    async def _seek_to_committed(self) -> None:
+        """Back to the committed offsets, as Faust's ``getmany`` does when the flow stops.
+
+        A rebalance can take a partition away while the seek runs (aiokafka raises
+        ``IllegalStateError``); the assignment that follows seeks again, so that is only logged,
+        as Faust logs it, instead of crashing the fetcher.
+        """
+        try:
+            await self.perform_seek()
+        except self.consumer_stopped_errors:
+            raise
+        except Exception as exc:  # noqa: BLE001  Faust's own tolerance, kept as it is
+            self.log.warning("Seek while the flow is stopped failed: %r", exc)
+
+    async def _deliver_fetch(
+        self, records: Any, active: set[TP] | None, *, streams: bool = True
+    ) -> None:
+        """Put a fetch's records on their queues; ``streams=False`` leaves out the agents' own
+        source partitions (the ones Faust commits), which a seek is about to read again."""
         app = self.app
         generation_id = app.consumer_generation_id
         await app.producer.buffer.wait_until_ebb()
         buffered = internals.buffered_partitions(self)
+        sources = internals.acked_topics(app)
         for fetched_tp, tp_records in records.items():
             # aiokafka's TopicPartition; Faust's partition sets take only its own TP.
             tp = TP(fetched_tp.topic, fetched_tp.partition)
@@ -95,6 +155,8 @@ class BatchDeliveryConsumer(internals.consumer_class()):  # type: ignore[misc]
                 return  # a rebalance began: the rest is read again after it
             if app.consumer_generation_id != generation_id:
                 return
+            if tp.topic in sources and (self._reread or not streams):
+                continue  # the queues were cleared meanwhile: read again after the seek
             if active is not None and tp not in active and tp not in buffered:
                 continue
             if not tp_records:
@@ -141,6 +203,7 @@ class BatchDeliveryConsumer(internals.consumer_class()):  # type: ignore[misc]
                     if pending is None:
                         pending = self._pending[tp] = deque()
                         self.on_buffer_full(tp)
+                        self._held.add(tp)
                     pending.append((queue, event))
 
     def _flush_pending(self) -> None:
@@ -159,6 +222,7 @@ class BatchDeliveryConsumer(internals.consumer_class()):  # type: ignore[misc]
             if not waiting:
                 del self._pending[tp]
                 self.on_buffer_drop(tp)
+                self._held.discard(tp)
 
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
         for tp in revoked:

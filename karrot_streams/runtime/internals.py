@@ -8,7 +8,7 @@ upgrade; read the new source before changing the pins.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping, MutableSet
+from collections.abc import Callable, Iterable, Mapping, MutableSet
 from typing import Any
 
 from faust.transport.drivers import aiokafka as faust_aiokafka
@@ -41,6 +41,29 @@ def read_offset(consumer: Any) -> dict[TP, int | None]:
 async def add_gap(consumer: Any, tp: TP, offset_from: int, offset_to: int) -> None:
     """Offsets the broker skipped (compaction, transaction markers): committable without acks."""
     await consumer._add_gap(tp, offset_from, offset_to)
+
+
+def paused_partitions(consumer: Any) -> set[TP]:
+    """Partitions Faust keeps out of the fetch during recovery (its ``pause_partitions``)."""
+    return consumer._paused_partitions  # type: ignore[no-any-return]
+
+
+def on_queues_cleared(app: Any, callback: Callable[[], None]) -> None:
+    """Call ``callback`` each time Faust empties the agents' queues.
+
+    Faust clears them through ``app.flow_control.clear()``: when a rebalance revokes partitions,
+    and again from ``flow_control.resume()`` once the streams have been sought to their
+    committed offsets. Events delivered and not yet taken are gone then, while the fetch position
+    is already past them: the consumer must read them again.
+    """
+    flow = app.flow_control  # a cached property: the one object every queue registers with
+    clear = flow.clear
+
+    def cleared() -> None:
+        clear()
+        callback()
+
+    flow.clear = cleared
 
 
 def buffered_partitions(consumer: Any) -> set[TP]:

@@ -17,6 +17,7 @@ from faust.tables.base import Collection
 from faust.tables.manager import TableManager
 from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from mode.utils.queues import FlowControlEvent
 
 from karrot_streams.runtime import internals
 
@@ -119,3 +120,23 @@ def test_changelog_name_is_one_method_read_when_the_topic_is_made() -> None:
         inspect.getsource(TableManager.add)
     )
     assert "set(self._changelogs.keys())" in inspect.getsource(TableManager.changelog_topics.fget)
+
+
+def test_queues_are_cleared_through_one_flow_control_method() -> None:
+    """The consumer learns of every clear by wrapping ``flow_control.clear``: resume must go
+    through it, and the app must hand out one flow control object."""
+    app = faust.App("test-internals-flow", broker="kafka://localhost:1")
+    assert app.flow_control is app.flow_control
+    assert "self.clear()" in inspect.getsource(FlowControlEvent.resume)
+    cleared: list[str] = []
+    internals.on_queues_cleared(app, lambda: cleared.append("cleared"))
+    app.flow_control.resume()
+    app.flow_control.clear()
+    assert cleared == ["cleared", "cleared"]
+
+
+def test_paused_partitions_are_a_consumer_set() -> None:
+    reset = inspect.getsource(faust_consumer.Consumer._reset_state)
+    assert "self._paused_partitions = set()" in reset
+    pause = inspect.getsource(faust_consumer.Consumer.pause_partitions)
+    assert "self._paused_partitions.update" in pause
