@@ -61,6 +61,11 @@ class BatchDeliveryConsumer(internals.consumer_class()):  # type: ignore[misc]
         self._held: set[TP] = set()
         #: The queues were emptied since the last seek: read again from the committed offsets.
         self._reread = False
+        #: Per source partition, the first offset delivered since it was assigned: where it is
+        #: read again from while the group has committed nothing there (Faust's seek places
+        #: only partitions with a commit above 0; a new partition's first records would be
+        #: passed over).
+        self._origin: dict[TP, int] = {}
         internals.on_queues_cleared(self.app, self._queues_cleared)
 
     async def _drain_messages(self, fetcher: Any) -> None:
@@ -77,21 +82,8 @@ class BatchDeliveryConsumer(internals.consumer_class()):  # type: ignore[misc]
                 records, active = await internals.next_records(self, timeout)
                 # Lets other tasks run even when every fetch returns at once.
                 await asyncio.sleep(0)
-                if records is None or self.should_stop:
-                    continue
-                if not self.flow_active:
-                    await self._seek_to_committed()
-                    continue
-                if self._reread:
-                    # The streams' records of this fetch may be from before the clear: they are
-                    # read again after the seek. Changelog records are not sought (recovery
-                    # places them), so they are delivered now.
-                    await self._read_again()
-                    if records:
-                        await self._deliver_fetch(records, active, streams=False)
-                    continue
-                if records:
-                    await self._deliver_fetch(records, active)
+                if records is not None and not self.should_stop:
+                    await self._take_fetch(records, active)
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:
                 self.log.info("Broker stopped consumer, shutting down...")
@@ -105,6 +97,19 @@ class BatchDeliveryConsumer(internals.consumer_class()):  # type: ignore[misc]
         except Exception:
             self.log.exception("Drain messages raised")
             raise
+
+    async def _take_fetch(self, records: Any, active: set[TP] | None) -> None:
+        if not self.flow_active:
+            await self._seek_to_committed()
+        elif self._reread:
+            # The streams' records of this fetch may be from before the clear: they are read
+            # again after the seek. Changelog records are not sought (recovery places them), so
+            # they are delivered now.
+            await self._read_again()
+            if records:
+                await self._deliver_fetch(records, active, streams=False)
+        elif records:
+            await self._deliver_fetch(records, active)
 
     def _queues_cleared(self) -> None:
         self._reread = True
@@ -123,6 +128,15 @@ class BatchDeliveryConsumer(internals.consumer_class()):  # type: ignore[misc]
                 active.add(tp)
         self._held.clear()
         await self._seek_to_committed()
+        read_offsets = internals.read_offset(self)
+        for tp, origin in list(self._origin.items()):
+            if tp in assigned and not read_offsets.get(tp):
+                try:
+                    await self.seek(tp, origin)
+                except self.consumer_stopped_errors:
+                    raise
+                except Exception as exc:  # noqa: BLE001  as in _seek_to_committed
+                    self.log.warning("Seek of %s to %s failed: %r", tp, origin, exc)
 
     async def _seek_to_committed(self) -> None:
         """Back to the committed offsets, as Faust's ``getmany`` does when the flow stops.
@@ -180,6 +194,8 @@ class BatchDeliveryConsumer(internals.consumer_class()):  # type: ignore[misc]
                     await internals.add_gap(self, tp, r_offset + 1, offset)
                 read_offsets[tp] = offset
                 fresh.append(message)
+        if fresh and acks_enabled and tp not in self._origin:
+            self._origin[tp] = fresh[0].offset
         return fresh
 
     async def _deliver(self, tp: TP, messages: list[Any]) -> None:
@@ -227,6 +243,7 @@ class BatchDeliveryConsumer(internals.consumer_class()):  # type: ignore[misc]
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
         for tp in revoked:
             self._pending.pop(tp, None)
+            self._origin.pop(tp, None)
         await super().on_partitions_revoked(revoked)
 
 

@@ -66,11 +66,15 @@ class Script:
         return step, set(self.consumer._get_active_partitions()) | set(step)
 
     async def perform_seek(self) -> None:
-        """As Faust's: the streams' read offsets back to their commits (here, 0)."""
+        """As Faust's: the read offsets back to the group's commits. TP0 has one (100); TP1 has
+        none, and Faust's seek leaves such a partition where it is."""
         self.log.append("seek")
         if self.seek_errors:
             raise self.seek_errors.pop(0)
-        internals.read_offset(self.consumer).update({TP0: 0, TP1: 0, CHANGELOG: None})
+        internals.read_offset(self.consumer).update({TP0: 100, TP1: None, CHANGELOG: None})
+
+    async def seek_one(self, tp: TP, offset: int) -> None:
+        self.log.append(f"seek {tp.topic}[{tp.partition}] to {offset}")
 
     async def deliver(self, tp: TP, messages: list[Any]) -> None:
         self.log.append(f"{tp.topic}[{tp.partition}] {messages[0].offset}-{messages[-1].offset}")
@@ -99,6 +103,7 @@ async def scripted(consumer: BatchDeliveryConsumer, steps: list[Any]) -> Script:
     script = Script(consumer, steps)
     consumer._wait_next_records = script.next_records  # type: ignore[method-assign]
     consumer.perform_seek = script.perform_seek  # type: ignore[method-assign]
+    consumer._seek = script.seek_one  # type: ignore[method-assign]
     consumer._deliver = script.deliver  # type: ignore[method-assign]
     consumer._to_message = lambda tp, record: record  # type: ignore[method-assign]
     consumer.highwater = lambda tp: 0  # type: ignore[method-assign]
@@ -121,20 +126,20 @@ async def drain(consumer: BatchDeliveryConsumer) -> None:
 async def test_after_the_queues_are_cleared_the_next_fetch_waits_for_a_seek(
     consumer: BatchDeliveryConsumer,
 ) -> None:
-    # 0-9 are delivered; the recovery resumes the flow (which clears the queues, 0-9 with them);
-    # 10-19 were fetched from a position past what the queues lost, so the partition is read
+    # 100-109 are delivered; the recovery resumes the flow (which clears the queues, and them);
+    # 110-119 were fetched from a position past what the queues lost, so the partition is read
     # again from its commit: nothing of it is delivered until the seek.
     script = await scripted(
         consumer,
         [
-            fetch(a=(TP0, range(0, 10))),
+            fetch(a=(TP0, range(100, 110))),
             consumer.app.flow_control.resume,
-            fetch(a=(TP0, range(10, 20))),
-            fetch(a=(TP0, range(0, 20))),
+            fetch(a=(TP0, range(110, 120))),
+            fetch(a=(TP0, range(100, 120))),
         ],
     )
     await drain(consumer)
-    assert script.log == ["item-events[0] 0-9", "seek", "item-events[0] 0-19"]
+    assert script.log == ["item-events[0] 100-109", "seek", "item-events[0] 100-119"]
 
 
 async def test_changelog_records_of_that_fetch_are_still_delivered(
@@ -146,16 +151,40 @@ async def test_changelog_records_of_that_fetch_are_still_delivered(
         consumer,
         [
             consumer.app.flow_control.resume,
-            fetch(a=(TP0, range(10, 20)), b=(CHANGELOG, range(500, 510))),
-            fetch(a=(TP0, range(0, 20)), b=(CHANGELOG, range(510, 511))),
+            fetch(a=(TP0, range(110, 120)), b=(CHANGELOG, range(500, 510))),
+            fetch(a=(TP0, range(100, 120)), b=(CHANGELOG, range(510, 511))),
         ],
     )
     await drain(consumer)
     assert script.log == [
         "seek",
         "karrot-streams-items-changelog[0] 500-509",
-        "item-events[0] 0-19",
+        "item-events[0] 100-119",
         "karrot-streams-items-changelog[0] 510-510",
+    ]
+
+
+async def test_a_partition_without_a_commit_is_read_again_from_its_first_record(
+    consumer: BatchDeliveryConsumer,
+) -> None:
+    # Seen on the real stack: a new facts partition's record at offset 0 was delivered, cleared,
+    # and never read again (Faust's seek skips a partition whose commit is none or 0), so its
+    # seller was never counted.
+    script = await scripted(
+        consumer,
+        [
+            fetch(a=(TP1, range(0, 5))),
+            consumer.app.flow_control.resume,
+            fetch(a=(TP1, range(5, 10))),
+            fetch(a=(TP1, range(0, 10))),
+        ],
+    )
+    await drain(consumer)
+    assert script.log == [
+        "item-events[1] 0-4",
+        "seek",
+        "seek item-events[1] to 0",
+        "item-events[1] 0-9",
     ]
 
 
@@ -182,16 +211,16 @@ async def test_a_seek_that_loses_its_partition_is_logged_and_the_loop_goes_on(
         consumer,
         [
             consumer.app.flow_control.clear,
-            fetch(a=(TP0, range(5, 8))),
+            fetch(a=(TP0, range(105, 108))),
             consumer.app.flow_control.clear,
-            fetch(a=(TP0, range(3, 8))),
-            fetch(a=(TP0, range(8, 9))),
+            fetch(a=(TP0, range(103, 108))),
+            fetch(a=(TP0, range(108, 109))),
         ],
     )
     script.seek_errors.append(IllegalStateError("No current assignment for partition"))
     with caplog.at_level(logging.WARNING):
         await drain(consumer)
-    assert script.log == ["seek", "seek", "item-events[0] 8-8"]
+    assert script.log == ["seek", "seek", "item-events[0] 108-108"]
     assert any("No current assignment" in r.getMessage() for r in caplog.records)
 
 
@@ -199,6 +228,6 @@ async def test_a_stopped_flow_seeks_instead_of_delivering(consumer: BatchDeliver
     def stop_flow() -> None:
         consumer.flow_active = False
 
-    script = await scripted(consumer, [stop_flow, fetch(a=(TP0, range(0, 3)))])
+    script = await scripted(consumer, [stop_flow, fetch(a=(TP0, range(100, 103)))])
     await drain(consumer)
     assert script.log == ["seek"]
