@@ -134,9 +134,9 @@ class Settings(BaseSettings):
     #: own consumer group; see README "Cores and hosts"); ``all`` runs both in one.
     role: Role = "all"
     #: The batch-delivery consumer (runtime/consumer.py): 2.6x the rate at a third of the CPU
-    #: per event. Known open bug: around rebalances a partition can be left with a commit gap
-    #: (soak "two workers, one killed"); ``false`` is Faust's own consumer, which with the
-    #: batch take has lost a count in the same scenario, so it is not the safer choice.
+    #: per event, and it reads again what a rebalance's queue clear took. ``false`` is Faust's
+    #: own consumer, which has that race (records cleared and never read again: a commit gap
+    #: or a lost count in the fault suite's "two workers, one killed"); kept for comparison.
     batch_delivery: bool = True
     #: The worker's event loop (``faust -A karrot_streams.app worker``). uvloop is installed
     #: but not the default: with it, aiopg 1.4.0 cannot reconnect after a failed handshake

@@ -7,12 +7,14 @@ awaiting, in one pass over the fetch, so no partition waits behind another's ful
 
 Whenever Faust empties the queues (``flow_control.clear()``, on a rebalance and when the flow
 resumes after one), what was delivered and not yet taken is gone while the fetch position is past
-it. Faust's own loop has the same race with its seek (records fetched while the recovery seeks
-are delivered, then cleared, and the partition reads on from after them: a hole that is never
-acked, so commits stop, or a jump that Faust takes for a compacted gap and commits unread). Here
-the loop reads every partition again from its committed offset before it delivers anything after
-a clear; what was taken already is processed twice at most, which the event store and the
-aggregates' replay guard absorb.
+it. Faust's own loop has the same race with its seek: records fetched while the recovery seeks
+are delivered, then cleared, and the partition reads on from after them. For a source that is a
+hole never acked (commits stop) or a jump Faust takes for a compacted gap (committed unread); for
+a changelog, a hole in the table. Here, before it delivers anything after a clear, the loop puts
+every partition back where those records are read again: a source at its commit (or, without
+one, at the first offset it delivered), a changelog where the recovery took its last record.
+What was taken already is processed twice at most, which the event store, the aggregates'
+replay guard and the recovery's seen-offset check absorb.
 
 What still blocks goes the stock way or waits its turn:
 
@@ -102,12 +104,11 @@ class BatchDeliveryConsumer(internals.consumer_class()):  # type: ignore[misc]
         if not self.flow_active:
             await self._seek_to_committed()
         elif self._reread:
-            # The streams' records of this fetch may be from before the clear: they are read
-            # again after the seek. Changelog records are not sought (recovery places them), so
-            # they are delivered now.
-            await self._read_again()
+            # This fetch may be from before the clear: what the seek placed again is read
+            # again; the rest of it is delivered now.
+            sought = await self._read_again()
             if records:
-                await self._deliver_fetch(records, active, streams=False)
+                await self._deliver_fetch(records, active, sought=sought)
         elif records:
             await self._deliver_fetch(records, active)
 
@@ -115,8 +116,16 @@ class BatchDeliveryConsumer(internals.consumer_class()):  # type: ignore[misc]
         self._reread = True
         self._pending.clear()
 
-    async def _read_again(self) -> None:
-        """After a clear: the held partitions back in the fetch, every partition from its commit."""
+    async def _read_again(self) -> set[TP]:
+        """After a clear: held partitions back in the fetch, and every partition whose records
+        the queues may have lost placed where it is read again from. Returns those partitions.
+
+        * an agent's source with a commit above 0: its commit (Faust's own seek);
+        * a source without one: the first offset delivered since it was assigned;
+        * a changelog being recovered or kept as a standby: the last offset the recovery took,
+          as Faust's recovery seeks it (the recovery skips what it has seen, so a record the
+          clear took would otherwise be a hole in the table).
+        """
         self._reread = False
         assigned = self.assignment()
         paused = internals.paused_partitions(self)
@@ -127,18 +136,20 @@ class BatchDeliveryConsumer(internals.consumer_class()):  # type: ignore[misc]
             if tp in assigned and tp not in paused:
                 active.add(tp)
         self._held.clear()
-        await self._seek_to_committed()
+        if not await self._seek_to_committed():
+            self._reread = True  # a rebalance is under way: try again, deliver none of it
+            return set(assigned)
         read_offsets = internals.read_offset(self)
-        for tp, origin in list(self._origin.items()):
-            if tp in assigned and not read_offsets.get(tp):
-                try:
-                    await self.seek(tp, origin)
-                except self.consumer_stopped_errors:
-                    raise
-                except Exception as exc:  # noqa: BLE001  as in _seek_to_committed
-                    self.log.warning("Seek of %s to %s failed: %r", tp, origin, exc)
+        places = {tp: off for tp, off in self._origin.items() if not read_offsets.get(tp)}
+        places.update(internals.changelog_positions(self.app))
+        sought: set[TP] = set()
+        for tp in assigned:
+            placed = bool(read_offsets.get(tp))  # Faust's seek placed it at its commit
+            if placed or (tp in places and await self._seek_to(tp, places[tp])):
+                sought.add(tp)
+        return sought
 
-    async def _seek_to_committed(self) -> None:
+    async def _seek_to_committed(self) -> bool:
         """Back to the committed offsets, as Faust's ``getmany`` does when the flow stops.
 
         A rebalance can take a partition away while the seek runs (aiokafka raises
@@ -150,18 +161,31 @@ class BatchDeliveryConsumer(internals.consumer_class()):  # type: ignore[misc]
         except self.consumer_stopped_errors:
             raise
         except Exception as exc:  # noqa: BLE001  Faust's own tolerance, kept as it is
-            self.log.warning("Seek while the flow is stopped failed: %r", exc)
+            self.log.warning("Seek to the committed offsets failed: %r", exc)
+            return False
+        return True
+
+    async def _seek_to(self, tp: TP, offset: int) -> bool:
+        try:
+            await self.seek(tp, offset)
+        except self.consumer_stopped_errors:
+            raise
+        except Exception as exc:  # noqa: BLE001  as in _seek_to_committed
+            self.log.warning("Seek of %s to %s failed: %r", tp, offset, exc)
+            return False
+        return True
 
     async def _deliver_fetch(
-        self, records: Any, active: set[TP] | None, *, streams: bool = True
+        self, records: Any, active: set[TP] | None, *, sought: set[TP] | None = None
     ) -> None:
-        """Put a fetch's records on their queues; ``streams=False`` leaves out the agents' own
-        source partitions (the ones Faust commits), which a seek is about to read again."""
+        """Put a fetch's records on their queues, but for the ``sought`` partitions: a seek has
+        just placed them before these records, which are read again."""
         app = self.app
         generation_id = app.consumer_generation_id
         await app.producer.buffer.wait_until_ebb()
         buffered = internals.buffered_partitions(self)
         sources = internals.acked_topics(app)
+        changelogs = app.tables.changelog_topics
         for fetched_tp, tp_records in records.items():
             # aiokafka's TopicPartition; Faust's partition sets take only its own TP.
             tp = TP(fetched_tp.topic, fetched_tp.partition)
@@ -169,8 +193,15 @@ class BatchDeliveryConsumer(internals.consumer_class()):  # type: ignore[misc]
                 return  # a rebalance began: the rest is read again after it
             if app.consumer_generation_id != generation_id:
                 return
-            if tp.topic in sources and (self._reread or not streams):
-                continue  # the queues were cleared meanwhile: read again after the seek
+            # Sought just now, or cleared while this fetch was handled (the next pass seeks):
+            # these records are read again. A source nothing else places is read again from
+            # where they begin.
+            if (sought is not None and tp in sought) or (
+                self._reread and (tp.topic in sources or tp.topic in changelogs)
+            ):
+                if tp_records and tp.topic in sources:
+                    self._origin.setdefault(tp, tp_records[0].offset)
+                continue
             if active is not None and tp not in active and tp not in buffered:
                 continue
             if not tp_records:

@@ -66,6 +66,25 @@ def on_queues_cleared(app: Any, callback: Callable[[], None]) -> None:
     flow.clear = cleared
 
 
+def changelog_positions(app: Any) -> dict[TP, int]:
+    """Where Faust's recovery would seek each changelog partition it reads (active or standby).
+
+    Its ``_seek_offsets`` seeks to the last offset it took (``-1``: none, so 0); its
+    ``_slurp_changelogs`` skips records at or below that offset.
+    """
+    recovery = app.tables.recovery
+    positions: dict[TP, int] = {}
+    for tps, offsets in (
+        (recovery.active_tps, recovery.active_offsets),
+        (recovery.standby_tps, recovery.standby_offsets),
+    ):
+        for tp in tps:
+            offset = offsets.get(tp)
+            if offset is not None:
+                positions[tp] = max(offset, 0)
+    return positions
+
+
 def buffered_partitions(consumer: Any) -> set[TP]:
     """Partitions Faust keeps out of the fetch because their stream's buffer is full."""
     return consumer._buffered_partitions  # type: ignore[no-any-return]

@@ -140,3 +140,22 @@ def test_paused_partitions_are_a_consumer_set() -> None:
     assert "self._paused_partitions = set()" in reset
     pause = inspect.getsource(faust_consumer.Consumer.pause_partitions)
     assert "self._paused_partitions.update" in pause
+
+
+def test_recovery_positions_are_where_its_own_seek_goes() -> None:
+    """After a clear the consumer seeks each changelog where Faust's recovery would: the last
+    offset it took, which it then skips as seen."""
+    from faust.tables.recovery import Recovery  # noqa: PLC0415  only this test needs it
+
+    seek = inspect.getsource(Recovery._seek_offsets)
+    assert "if offset == -1:" in seek
+    assert "offset = 0" in seek
+    slurp = inspect.getsource(Recovery._slurp_changelogs.fun)  # a mode ServiceTask
+    assert "if seen_offset is None or offset > seen_offset:" in slurp
+    app = faust.App("test-internals-recovery", broker="kafka://localhost:1")
+    recovery = app.tables.recovery
+    tp = faust_consumer.TP("t-changelog", 0)
+    recovery.standby_tps.add(tp)
+    recovery.standby_offsets[tp] = -1
+    assert internals.changelog_positions(app) == {tp: 0}
+    assert "changelog_topics" in dir(type(app.tables))
