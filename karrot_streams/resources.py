@@ -14,13 +14,13 @@ from karrot_streams.avro import schemas
 from karrot_streams.avro.registry import SchemaIncompatible, SchemaRegistry, WriterSchema
 from karrot_streams.connections import registry_tls_context
 from karrot_streams.events.failures import TransientFailure
-from karrot_streams.events.types import enriched_topic, value_subject
+from karrot_streams.events.topics import InternalTopics
+from karrot_streams.events.types import INPUT_TOPICS, enriched_topic, value_subject
 from karrot_streams.monitoring.health import Health
 from karrot_streams.monitoring.metrics import Metrics
 from karrot_streams.monitoring.store_counts import StatusCounts
-from karrot_streams.pipeline.retry import Backoff
-from karrot_streams.pipeline.topics import InternalTopics
-from karrot_streams.settings import INPUT_TOPICS, Settings
+from karrot_streams.resilience.backoff import Backoff
+from karrot_streams.settings import Settings
 from karrot_streams.store.event_store import UNAVAILABLE, EventStore
 from karrot_streams.store.migrations import migrate
 

@@ -31,8 +31,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from karrot_streams.web import health_checks
-from karrot_streams.web.commit_monitor import CommitMonitor
+from karrot_streams.monitoring import health_checks
+from karrot_streams.monitoring.commit_monitor import CommitMonitor
 
 log = logging.getLogger(__name__)
 

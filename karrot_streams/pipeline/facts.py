@@ -11,9 +11,9 @@ from typing import Any
 
 import orjson
 
+from karrot_streams.events.topics import InternalTopics
 from karrot_streams.events.types import EventType
 from karrot_streams.pipeline.messages import Accepted
-from karrot_streams.pipeline.topics import InternalTopics
 from karrot_streams.tables import codec
 
 UNKNOWN_REGION = "UNKNOWN"

@@ -25,6 +25,7 @@ import psycopg2
 from karrot_streams.avro.codec import encode
 from karrot_streams.avro.registry import SchemaRegistry, WriterSchema
 from karrot_streams.events.failures import RetriesExhausted, TransientFailure
+from karrot_streams.events.topics import InternalTopics
 from karrot_streams.events.types import enriched_topic
 from karrot_streams.events.validation import MAX_MESSAGE_LENGTH
 from karrot_streams.monitoring import tracing
@@ -34,8 +35,7 @@ from karrot_streams.pipeline.classify import classify
 from karrot_streams.pipeline.dead_letters import dead_letter_headers, dead_letter_of
 from karrot_streams.pipeline.facts import facts_for
 from karrot_streams.pipeline.messages import Accepted, Incoming, Outcome, Rejected
-from karrot_streams.pipeline.retry import Backoff
-from karrot_streams.pipeline.topics import InternalTopics
+from karrot_streams.resilience.backoff import Backoff
 from karrot_streams.store.event_store import EventStore, Status, StoreRow
 
 log = logging.getLogger(__name__)

@@ -20,8 +20,8 @@ import faust
 import orjson
 from faust.streams import _current_event
 
+from karrot_streams.events.topics import InternalTopics
 from karrot_streams.pipeline.facts import table_key
-from karrot_streams.pipeline.topics import InternalTopics
 from karrot_streams.resources import Resources
 from karrot_streams.runtime.batches import ack_all, take_batches
 from karrot_streams.runtime.producer import BatchProducer, Record

@@ -15,9 +15,9 @@ from typing import Any, Protocol
 
 from karrot_streams.events.model import Event
 from karrot_streams.store.event_store import Status
-from karrot_streams.web.errors import ApiError, BadRequest, PayloadTooLarge
+from karrot_streams.web.http.errors import ApiError, BadRequest, PayloadTooLarge
+from karrot_streams.web.http.requests import parse_event_request, parse_json_object
 from karrot_streams.web.publishing import Published
-from karrot_streams.web.requests import parse_event_request, parse_json_object
 
 #: Aggregates published at the same time (the store's pool bounds the real parallelism).
 CONCURRENT_AGGREGATES = 32

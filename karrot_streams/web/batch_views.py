@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 from aiohttp import web
 
 from karrot_streams.web.batch_publishing import parse_batch, publish_batch
-from karrot_streams.web.body import read_body
-from karrot_streams.web.responses import json_response
+from karrot_streams.web.http.body import read_body
+from karrot_streams.web.http.responses import json_response
 from karrot_streams.web.view import ApiView
 
 

@@ -27,8 +27,6 @@ from karrot_streams.dlq.selection import select
 from karrot_streams.dlq.values import EnvelopeReader, value_base64
 from karrot_streams.events.failures import TransientFailure
 from karrot_streams.settings import Settings
-from karrot_streams.web.auth import TokenCheck, bearer_token
-from karrot_streams.web.body import read_body
 from karrot_streams.web.dlq_reader import letter_json
 from karrot_streams.web.dlq_requests import (
     dead_letter_topic_named,
@@ -36,8 +34,10 @@ from karrot_streams.web.dlq_requests import (
     parse_list_range,
     parse_redrive,
 )
-from karrot_streams.web.errors import Forbidden, NotFound, ServiceUnavailable
-from karrot_streams.web.responses import json_response
+from karrot_streams.web.http.auth import TokenCheck, bearer_token
+from karrot_streams.web.http.body import read_body
+from karrot_streams.web.http.errors import Forbidden, NotFound, ServiceUnavailable
+from karrot_streams.web.http.responses import json_response
 from karrot_streams.web.view import ApiView
 
 log = logging.getLogger(__name__)

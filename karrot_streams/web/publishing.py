@@ -21,8 +21,8 @@ from karrot_streams.events.failures import TransientFailure
 from karrot_streams.events.model import Event
 from karrot_streams.monitoring.tracing import TRACEPARENT, TRACESTATE, http_trace_headers
 from karrot_streams.store.event_store import Status, StoreRow
-from karrot_streams.web.errors import ServiceUnavailable
-from karrot_streams.web.responses import iso_utc
+from karrot_streams.web.http.errors import ServiceUnavailable
+from karrot_streams.web.http.responses import iso_utc
 
 log = logging.getLogger(__name__)
 

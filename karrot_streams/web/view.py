@@ -9,13 +9,13 @@ from aiohttp import web
 from faust.web import Request, Response, View
 from faust.web.exceptions import WebError
 
-from karrot_streams.web.errors import ServiceUnavailable, from_status
+from karrot_streams.web.http.errors import ServiceUnavailable, from_status
 from karrot_streams.web.publishing import EventPublisher, HeaderList, request_trace_headers
 
 if TYPE_CHECKING:
-    from karrot_streams.app import KarrotApp
     from karrot_streams.resources import Resources
     from karrot_streams.tables.declarations import Tables
+    from karrot_streams.worker_app import KarrotApp
 
 #: How long a request waits for start-up (migrations, schema registration) before a 503.
 READY_TIMEOUT_S = 10.0

@@ -13,7 +13,7 @@ import pytest
 
 from karrot_streams.events.model import Event
 from karrot_streams.web.batch_publishing import BatchResult, parse_batch, publish_batch
-from karrot_streams.web.errors import (
+from karrot_streams.web.http.errors import (
     ApiError,
     BadRequest,
     PayloadTooLarge,

@@ -9,11 +9,11 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from yarl import URL
 
-from karrot_streams.web.auth import TokenCheck
-from karrot_streams.web.errors import ValidationFailed
-from karrot_streams.web.middleware import api_middleware
-from karrot_streams.web.peers import PeerAuth
-from karrot_streams.web.responses import json_response
+from karrot_streams.peer_auth import PeerAuth
+from karrot_streams.web.http.auth import TokenCheck
+from karrot_streams.web.http.errors import ValidationFailed
+from karrot_streams.web.http.middleware import api_middleware
+from karrot_streams.web.http.responses import json_response
 
 TOKEN = {"Authorization": "Bearer good"}
 ERROR_FIELDS = {"code", "message", "timestamp", "path", "details"}

@@ -19,7 +19,7 @@ from karrot_streams.events.failures import TransientFailure
 from karrot_streams.events.model import Event
 from karrot_streams.events.types import PAYLOAD_RECORD_OF, EventType
 from karrot_streams.store.event_store import Status, StoreRow
-from karrot_streams.web.errors import ServiceUnavailable
+from karrot_streams.web.http.errors import ServiceUnavailable
 from karrot_streams.web.publishing import EventPublisher
 
 NOW = datetime(2024, 5, 1, 9, 30, tzinfo=UTC)

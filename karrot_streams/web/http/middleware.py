@@ -14,8 +14,9 @@ from datetime import UTC, datetime
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from karrot_streams.web.auth import TokenCheck, bearer_token, is_api, needs_token
-from karrot_streams.web.errors import (
+from karrot_streams.peer_auth import FROM_PEER, PeerAuth
+from karrot_streams.web.http.auth import TokenCheck, bearer_token, is_api, needs_token
+from karrot_streams.web.http.errors import (
     ApiError,
     InternalError,
     MethodNotAllowed,
@@ -23,8 +24,7 @@ from karrot_streams.web.errors import (
     error_body,
     from_status,
 )
-from karrot_streams.web.peers import FROM_PEER, PeerAuth
-from karrot_streams.web.responses import json_response
+from karrot_streams.web.http.responses import json_response
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ from collections.abc import Awaitable, Mapping, Set
 from dataclasses import dataclass, field
 from typing import Any
 
+from karrot_streams.monitoring.commit_monitor import CommitMonitor
 from karrot_streams.monitoring.health import Health
-from karrot_streams.web.commit_monitor import CommitMonitor
 
 CHECK_TIMEOUT_S = 3.0
 

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from karrot_streams.web.responses import iso_utc
+from karrot_streams.web.http.responses import iso_utc
 
 
 class ApiError(Exception):

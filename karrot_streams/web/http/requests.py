@@ -21,7 +21,7 @@ from karrot_streams.events.validation import (
     require_text,
     validate_payload,
 )
-from karrot_streams.web.errors import BadRequest, ValidationFailed
+from karrot_streams.web.http.errors import BadRequest, ValidationFailed
 
 LONG_MIN = -(2**63)
 LONG_MAX = 2**63 - 1
