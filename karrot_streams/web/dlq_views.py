@@ -14,6 +14,7 @@ from aiokafka.errors import KafkaError
 
 from karrot_streams.connections import kafka_connection
 from karrot_streams.dlq.letters import DeadLetter, HeaderList
+from karrot_streams.dlq.overview import letter_json
 from karrot_streams.dlq.reader import (
     Scan,
     list_letters,
@@ -27,7 +28,6 @@ from karrot_streams.dlq.selection import select
 from karrot_streams.dlq.values import EnvelopeReader, value_base64
 from karrot_streams.events.failures import TransientFailure
 from karrot_streams.settings import Settings
-from karrot_streams.web.dlq_reader import letter_json
 from karrot_streams.web.dlq_requests import (
     dead_letter_topic_named,
     parse_list_query,

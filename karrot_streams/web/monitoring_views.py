@@ -10,10 +10,10 @@ from aiokafka.errors import KafkaError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from karrot_streams.connections import kafka_connection
+from karrot_streams.dlq.overview import read_dead_letters
 from karrot_streams.events.types import INPUT_TOPICS, dead_letter_topic
 from karrot_streams.monitoring import health_checks
 from karrot_streams.monitoring.commit_monitor import CommitMonitor
-from karrot_streams.web.dlq_reader import read_dead_letters
 from karrot_streams.web.http.errors import ServiceUnavailable
 from karrot_streams.web.http.requests import parse_limit
 from karrot_streams.web.http.responses import json_response

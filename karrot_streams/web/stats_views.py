@@ -20,11 +20,12 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import Counter
 
+from karrot_streams.events.timestamps import iso_epoch
 from karrot_streams.events.types import INPUT_TOPICS
 from karrot_streams.monitoring.commit_monitor import CommitMonitor
 from karrot_streams.monitoring.store_counts import StatusCounts
 from karrot_streams.store.event_store import Status
-from karrot_streams.web.http.responses import iso_epoch, json_response
+from karrot_streams.web.http.responses import json_response
 from karrot_streams.web.view import ApiView
 
 log = logging.getLogger(__name__)

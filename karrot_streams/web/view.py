@@ -9,8 +9,9 @@ from aiohttp import web
 from faust.web import Request, Response, View
 from faust.web.exceptions import WebError
 
+from karrot_streams.monitoring.tracing import TRACEPARENT, TRACESTATE, http_trace_headers
+from karrot_streams.publishing.events import EventPublisher, HeaderList
 from karrot_streams.web.http.errors import ServiceUnavailable, from_status
-from karrot_streams.web.publishing import EventPublisher, HeaderList, request_trace_headers
 
 if TYPE_CHECKING:
     from karrot_streams.resources import Resources
@@ -77,3 +78,8 @@ def _startup_details(resources: Resources) -> dict[str, Any]:
         name: {"up": state.up, "detail": state.detail}
         for name, state in resources.health.components.items()
     }
+
+
+def request_trace_headers(request: web.Request) -> HeaderList:
+    """The request's W3C ``traceparent``/``tracestate`` for its records, or a new trace."""
+    return http_trace_headers(request.headers.get(TRACEPARENT), request.headers.get(TRACESTATE))

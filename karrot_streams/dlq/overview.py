@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from karrot_streams.connections import KafkaConnection
 from karrot_streams.dlq.reader import dlq_consumer, partitions_of, scan_newest
-from karrot_streams.web.http.responses import iso_utc
+from karrot_streams.events.timestamps import iso_utc
 
 DEFAULT_MAX_BYTES = 32 * 1024 * 1024
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
-from karrot_streams.web.dlq_reader import DeadLetters, latest, letter_json, read_window
+from karrot_streams.dlq.overview import DeadLetters, latest, letter_json, read_window
 
 
 def record(offset: int, timestamp: int, topic: str = "dlq.item-events", partition: int = 0) -> Any:
