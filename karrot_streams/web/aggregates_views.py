@@ -11,9 +11,9 @@ import time
 from aiohttp import web
 
 from karrot_streams.events.enrichment import normalize_category
-from karrot_streams.pipeline.facts import CURRENCY
 from karrot_streams.tables import aggregates as agg
 from karrot_streams.tables.declarations import DAY, HOUR
+from karrot_streams.tables.facts import CURRENCY
 from karrot_streams.web.http.errors import BadRequest
 from karrot_streams.web.http.responses import json_response
 from karrot_streams.web.owner_forwarding import answer_from_owner, gather_from_peers

@@ -19,7 +19,7 @@ from aiohttp import web
 from yarl import URL
 
 from karrot_streams.peer_auth import FORWARDED_HEADER, PEER_HEADER, PeerAuth, from_peer
-from karrot_streams.pipeline.facts import table_key
+from karrot_streams.tables.facts import table_key
 from karrot_streams.web.http.errors import ServiceUnavailable
 
 FORWARD_TIMEOUT_S = 10.0

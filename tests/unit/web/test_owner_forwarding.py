@@ -6,7 +6,7 @@ import pytest
 from aiokafka.partitioner import DefaultPartitioner, murmur2
 from yarl import URL
 
-from karrot_streams.pipeline.facts import table_key
+from karrot_streams.tables.facts import table_key
 from karrot_streams.web.owner_forwarding import owner_of, partition_of, same_node
 
 
