@@ -9,7 +9,6 @@ effect is not durable.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import weakref
 from collections.abc import Awaitable, Callable, Iterable
@@ -21,6 +20,7 @@ import orjson
 from faust.streams import _current_event
 
 from karrot_streams.events.topics import InternalTopics
+from karrot_streams.resilience.backoff import until_delivered
 from karrot_streams.resources import Resources
 from karrot_streams.runtime.batches import ack_all, take_batches
 from karrot_streams.runtime.producer import BatchProducer, Record
@@ -245,17 +245,13 @@ def register(app: faust.App, resources: Resources, tables: Tables) -> list[Any]:
     producer = BatchProducer(app, send_one)
     backoff = resources.backoff
 
+    def kafka_down(exc: BaseException, attempt: int) -> None:
+        if attempt == 0:
+            log.warning("Kafka refused category effects, waiting: %s", exc)
+
     async def send(records: list[Record]) -> None:
-        attempt = 0
-        while records:
-            failed = await producer.send_all(records)
-            if failed:
-                # Kafka unavailable: wait it out; the category stage skips any duplicate.
-                if attempt == 0:
-                    log.warning("Kafka refused category effects, waiting: %s", failed[0][1])
-                await asyncio.sleep(backoff.delay(attempt))
-                attempt += 1
-            records = [record for record, _ in failed]
+        # Kafka unavailable: wait it out; the category stage skips any duplicate.
+        await until_delivered(producer.send_all, records, backoff, on_down=kafka_down)
 
     stages = Stages(tables, resources.topics, send)
     topics = resources.topics

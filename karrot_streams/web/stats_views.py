@@ -1,7 +1,7 @@
 """``GET /api/v1/monitoring/stats``: this worker's counters, its consumer lag, event-store counts.
 
 The event-store counts come from a cache a timer refreshes on a connection of its own
-(monitoring/store_counts.py), so polling this open view never queries the database.
+(store/status_counts.py), so polling this open view never queries the database.
 
 What the operator console polls. The counters are this worker's since it started (the same
 Prometheus counters as ``/metrics``), so a client computes rates from two answers. Lag is per
@@ -23,8 +23,8 @@ from prometheus_client import Counter
 from karrot_streams.events.timestamps import iso_epoch
 from karrot_streams.events.types import INPUT_TOPICS
 from karrot_streams.monitoring.commit_monitor import CommitMonitor
-from karrot_streams.monitoring.store_counts import StatusCounts
 from karrot_streams.store.event_store import Status
+from karrot_streams.store.status_counts import StatusCounts
 from karrot_streams.web.http.responses import json_response
 from karrot_streams.web.view import ApiView
 
