@@ -1,4 +1,4 @@
-"""Every place the batch runtime touches a private part of Faust, mode or aiokafka.
+"""Every place the project touches a private part of Faust, mode or aiokafka.
 
 Pinned together in pyproject.toml: faust-streaming 0.15.3, mode-streaming 0.4.x, aiokafka
 0.14.0. ``tests/unit/runtime/test_internals.py`` fails when any name used here changes shape on an
@@ -94,6 +94,23 @@ def mark_stream_inbound(monitor: Any, tps: Iterable[TP]) -> None:
         now = time.monotonic()
         for tp in tps:
             inbound[tp] = now
+
+
+def agent_actors(agent: Any) -> list[Any]:
+    """The actors an agent runs (the liveness watchdog checks their tasks).
+
+    Faust keeps no public list of them: ``Agent._actors``, a WeakSet filled as actors start.
+    """
+    return list(agent._actors)
+
+
+def committed_at_assignment(consumer: Any) -> dict[TP, int | None]:
+    """Per partition, the group's committed offset as read when it was assigned.
+
+    ``Consumer._committed_offset``, Faust's private map: the commit monitor sees only the commits
+    made since this worker started. Empty before the consumer exists.
+    """
+    return dict(getattr(consumer, "_committed_offset", None) or {})
 
 
 def aiokafka_producer(app: Any) -> Any:

@@ -23,6 +23,7 @@ from prometheus_client import Counter
 from karrot_streams.events.timestamps import iso_epoch
 from karrot_streams.events.types import INPUT_TOPICS
 from karrot_streams.monitoring.commit_monitor import CommitMonitor
+from karrot_streams.runtime import internals
 from karrot_streams.store.event_store import Status
 from karrot_streams.store.status_counts import StatusCounts
 from karrot_streams.web.http.responses import json_response
@@ -96,9 +97,7 @@ def partition_lag(
 
 def committed_offsets(app: Any, monitor: object) -> dict[Any, int | None]:
     """What this worker committed, else what the group had committed when it was assigned."""
-    # Faust keeps the offsets it read at assignment in a private map; the monitor only sees
-    # commits made since this worker started.
-    known: dict[Any, int | None] = dict(getattr(app.consumer, "_committed_offset", None) or {})
+    known: dict[Any, int | None] = dict(internals.committed_at_assignment(app.consumer))
     if isinstance(monitor, CommitMonitor):
         known.update(monitor.committed_offsets())
     return known

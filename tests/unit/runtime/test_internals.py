@@ -12,6 +12,7 @@ from pathlib import Path
 import aiokafka
 import faust
 from aiokafka.producer.producer import AIOKafkaProducer
+from faust.agents.agent import Agent
 from faust.sensors.monitor import Monitor
 from faust.tables.base import Collection
 from faust.tables.manager import TableManager
@@ -140,3 +141,29 @@ def test_paused_partitions_are_a_consumer_set() -> None:
     assert "self._paused_partitions = set()" in reset
     pause = inspect.getsource(faust_consumer.Consumer.pause_partitions)
     assert "self._paused_partitions.update" in pause
+
+
+def test_agent_actors_are_a_set_filled_as_actors_start() -> None:
+    init = inspect.getsource(Agent.__init__)
+    assert "self._actors = WeakSet()" in init
+    assert "self._actors.add(" in inspect.getsource(Agent)
+    app = faust.App("internals-actors", autodiscover=False)
+
+    @app.agent()  # type: ignore[untyped-decorator]
+    async def idle(stream: object) -> None:
+        return None
+
+    assert internals.agent_actors(idle) == []
+
+
+def test_committed_offsets_at_assignment_are_a_consumer_map() -> None:
+    assert "self._committed_offset = defaultdict(" in inspect.getsource(
+        faust_consumer.Consumer.__init__
+    )
+    assert "self._committed_offset.update(" in inspect.getsource(faust_consumer.Consumer)
+    assert internals.committed_at_assignment(None) == {}
+
+
+def test_monitoring_asks_the_faust_producer_for_its_aiokafka_producer() -> None:
+    source = inspect.getsource(faust_aiokafka.Producer._ensure_producer)
+    assert "self._producer" in source
