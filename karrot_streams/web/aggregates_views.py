@@ -1,7 +1,7 @@
 """Views of the aggregate tables: categories, sellers, daily payments and new users.
 
-Each keyed view answers on the worker owning the key's partition (see routing.py). A key never
-counted answers 200 with zero counts, as the contract asks.
+Each keyed view answers on the worker owning the key's partition (see owner_forwarding.py). A
+key never counted answers 200 with zero counts, as the contract asks.
 """
 
 from __future__ import annotations
