@@ -18,7 +18,7 @@ from typing import Any
 
 import aiopg
 
-from karrot_streams.dlq.letters import Position
+from karrot_streams.dlq.dead_letters import Position
 from karrot_streams.store.errors import UNAVAILABLE, StoreUnavailable
 
 #: A claim older than this, never produced, belongs to a request that died: it may be taken over.

@@ -10,7 +10,7 @@ from aiokafka.errors import KafkaError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from karrot_streams.connections import kafka_connection
-from karrot_streams.dlq.overview import read_dead_letters
+from karrot_streams.dlq.overview import read_overview
 from karrot_streams.events.types import INPUT_TOPICS, dead_letter_topic
 from karrot_streams.monitoring import health_checks
 from karrot_streams.monitoring.commit_monitor import CommitMonitor
@@ -73,7 +73,7 @@ class DeadLettersView(ApiView):
         topics = [dead_letter_topic(topic) for topic in INPUT_TOPICS]
         try:
             settings = self.resources.settings
-            letters = await read_dead_letters(
+            letters = await read_overview(
                 kafka_connection(settings),
                 topics,
                 limit,
