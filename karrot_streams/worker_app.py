@@ -13,7 +13,7 @@ import faust
 from karrot_streams.connections import check_kafka, kafka_connection
 from karrot_streams.peer_auth import PeerAuth
 from karrot_streams.resources import Resources
-from karrot_streams.runtime import internals as runtime
+from karrot_streams.runtime.transport import batch_transport
 from karrot_streams.serving import check_serving
 from karrot_streams.tables.declarations import Tables
 
@@ -29,7 +29,8 @@ class KarrotApp(faust.App):
     def _new_transport(self) -> Any:
         resources = getattr(self, "resources", None)
         if resources is not None and resources.settings.batch_delivery:
-            return runtime.batch_transport(self)
+            return batch_transport(self)
+        # Faust's own hook (private): the transport of an app without batch delivery.
         return super()._new_transport()
 
     async def on_first_start(self) -> None:

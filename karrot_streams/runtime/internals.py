@@ -143,17 +143,6 @@ def transport_class() -> type[Any]:
     return faust_aiokafka.Transport
 
 
-def batch_transport(app: Any) -> Any:
-    """What ``App._new_transport`` builds, with the batch-delivery consumer.
-
-    Faust chooses the transport class by URL scheme; the app overrides the method instead of
-    registering a scheme, so ``KARROT_KAFKA_BOOTSTRAP`` stays a plain host list.
-    """
-    from karrot_streams.runtime.consumer import BatchTransport  # noqa: PLC0415  a cycle
-
-    return BatchTransport(app.conf.broker_consumer, app)
-
-
 def use_event_loop(name: str) -> None:
     """Install the worker's event loop policy before Faust's worker creates its loop."""
     import mode.loop  # noqa: PLC0415  only the worker entry point switches loops
