@@ -9,6 +9,10 @@ from karrot_streams.resilience.backoff import Backoff, Undelivered, until_delive
 FAST = Backoff(0.0001, 0.0001)
 
 
+def never_down(exc: BaseException, attempt: int) -> None:
+    pytest.fail(f"reported down: {exc} ({attempt})")
+
+
 async def test_retries_a_transient_error_until_the_operation_answers() -> None:
     calls: list[int] = []
     downs: list[tuple[str, int]] = []
@@ -38,7 +42,7 @@ async def test_no_up_report_when_nothing_failed() -> None:
     async def fine() -> int:
         return 1
 
-    assert await until_up(fine, FAST, transient=OSError, on_down=pytest.fail, on_up=ups.append) == 1
+    assert await until_up(fine, FAST, transient=OSError, on_down=never_down, on_up=ups.append) == 1
     assert ups == []
 
 
@@ -47,7 +51,7 @@ async def test_another_error_propagates_at_once() -> None:
         raise ValueError("a bug, not an outage")
 
     with pytest.raises(ValueError, match="a bug"):
-        await until_up(broken, FAST, transient=OSError, on_down=pytest.fail)
+        await until_up(broken, FAST, transient=OSError, on_down=never_down)
 
 
 async def test_resends_only_what_failed() -> None:
@@ -69,7 +73,7 @@ async def test_nothing_to_send_sends_nothing() -> None:
     async def send(records: list[str]) -> list[tuple[str, BaseException]]:
         raise AssertionError("not called")
 
-    await until_delivered(send, [], FAST, on_down=pytest.fail)
+    await until_delivered(send, [], FAST, on_down=never_down)
 
 
 def test_undelivered_reads_as_its_first_error() -> None:
