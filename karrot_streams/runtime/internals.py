@@ -8,9 +8,11 @@ upgrade; read the new source before changing the pins.
 from __future__ import annotations
 
 import time
+import weakref
 from collections.abc import Callable, Iterable, Mapping, MutableSet
 from typing import Any
 
+from faust.streams import _current_event
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
@@ -111,6 +113,15 @@ def committed_at_assignment(consumer: Any) -> dict[TP, int | None]:
     made since this worker started. Empty before the consumer exists.
     """
     return dict(getattr(consumer, "_committed_offset", None) or {})
+
+
+def make_current_event(event: Any) -> None:
+    """Make ``event`` the current event of this task (what ``faust.current_event()`` answers).
+
+    Faust's context variable ``faust.streams._current_event``, which table reads and writes
+    consult for the partition; only the variable is set, not the stream's attribute.
+    """
+    _current_event.set(weakref.ref(event))
 
 
 def aiokafka_producer(app: Any) -> Any:

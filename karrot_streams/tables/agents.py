@@ -10,18 +10,17 @@ effect is not durable.
 from __future__ import annotations
 
 import logging
-import weakref
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import faust
 import orjson
-from faust.streams import _current_event
 
 from karrot_streams.events.topics import InternalTopics
 from karrot_streams.resilience.backoff import until_delivered
 from karrot_streams.resources import Resources
+from karrot_streams.runtime import internals
 from karrot_streams.runtime.batches import ack_all, take_batches
 from karrot_streams.runtime.producer import BatchProducer, Record
 from karrot_streams.tables import aggregates as agg
@@ -96,7 +95,7 @@ def in_partition_of(event: Any) -> None:
     Only the context variable is set: the stream's own ``current_event`` attribute belongs to
     the task that fills the batch buffer, and changing it would swap the next record it adds.
     """
-    _current_event.set(weakref.ref(event))
+    internals.make_current_event(event)
 
 
 def write(table: Any, key: Any, value: dict[str, Any], event: Any) -> None:

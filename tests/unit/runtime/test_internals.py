@@ -6,11 +6,13 @@ read the new upstream source and adapt ``runtime/internals.py`` before moving th
 
 from __future__ import annotations
 
+import contextvars
 import inspect
 from pathlib import Path
 
 import aiokafka
 import faust
+import faust.streams
 from aiokafka.producer.producer import AIOKafkaProducer
 from faust.agents.agent import Agent
 from faust.sensors.monitor import Monitor
@@ -169,3 +171,16 @@ def test_committed_offsets_at_assignment_are_a_consumer_map() -> None:
 def test_monitoring_asks_the_faust_producer_for_its_aiokafka_producer() -> None:
     source = inspect.getsource(faust_aiokafka.Producer._ensure_producer)
     assert "self._producer" in source
+
+
+def test_the_current_event_is_faust_streams_context_variable() -> None:
+    class Event:
+        pass
+
+    def set_and_read() -> object:
+        event = Event()
+        internals.make_current_event(event)
+        return faust.streams.current_event() is event
+
+    # In a copy of the context: the test leaves no current event behind.
+    assert contextvars.copy_context().run(set_and_read) is True
