@@ -180,7 +180,8 @@ def test_the_current_event_is_faust_streams_context_variable() -> None:
     def set_and_read() -> object:
         event = Event()
         internals.make_current_event(event)
-        return faust.streams.current_event() is event
+        seen: object = faust.streams.current_event()
+        return seen is event
 
     # In a copy of the context: the test leaves no current event behind.
     assert contextvars.copy_context().run(set_and_read) is True
