@@ -14,11 +14,11 @@ from karrot_streams.events.enrichment import normalize_category
 from karrot_streams.tables import aggregates as agg
 from karrot_streams.tables.declarations import DAY, HOUR
 from karrot_streams.tables.facts import CURRENCY
+from karrot_streams.tables.windows import counted, recent_windows, span
 from karrot_streams.web.http.errors import BadRequest
 from karrot_streams.web.http.responses import json_response
 from karrot_streams.web.owner_forwarding import answer_from_owner, gather_from_peers
 from karrot_streams.web.view import ApiView
-from karrot_streams.web.windows import counted, recent_windows, span
 
 HOURLY_WINDOWS = 7 * 24 + 1  # the last seven days, and the hour under way
 DAILY_WINDOWS = 30 + 1
