@@ -27,6 +27,7 @@ lint: install
 	$(BIN)/ruff check karrot_streams tests bench
 	$(BIN)/ruff format --check karrot_streams tests bench
 	$(BIN)/mypy karrot_streams
+	$(BIN)/lint-imports
 
 unit: install promtool
 	$(BIN)/pytest tests/unit

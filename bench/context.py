@@ -12,9 +12,9 @@ from pathlib import Path
 from bench.options import Options
 from karrot_streams.avro.registry import WriterSchema
 from karrot_streams.connections import KafkaConnection, kafka_connection
-from karrot_streams.events.types import enriched_topic
+from karrot_streams.events.types import INPUT_TOPICS, enriched_topic
 from karrot_streams.resources import Resources
-from karrot_streams.settings import INPUT_TOPICS, Settings
+from karrot_streams.settings import Settings
 
 
 def other_processes() -> list[str]:

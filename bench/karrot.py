@@ -24,8 +24,8 @@ from bench.context import Bench
 from bench.cpu import CpuShare, CpuWindow
 from bench.store_probe import StoreProbe
 from bench.worker import READY, Worker
-from karrot_streams.pipeline.topics import InternalTopics
-from karrot_streams.settings import INPUT_TOPICS
+from karrot_streams.events.topics import InternalTopics
+from karrot_streams.events.types import INPUT_TOPICS
 
 TIMEOUT_S = 600.0
 POLL_S = 0.25

@@ -33,8 +33,7 @@ from karrot_streams.avro.framing import unframe
 from karrot_streams.avro.registry import WriterSchema
 from karrot_streams.connections import as_connection
 from karrot_streams.events.enrichment import normalize_category
-from karrot_streams.events.types import EventType, enriched_topic
-from karrot_streams.settings import INPUT_TOPICS
+from karrot_streams.events.types import INPUT_TOPICS, EventType, enriched_topic
 from karrot_streams.traffic import CATEGORIES, Record
 
 POLL_API_S = 0.02

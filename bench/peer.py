@@ -18,8 +18,7 @@ from bench.context import Bench
 from bench.cpu import CpuShare, CpuWindow
 from bench.store_probe import StoreProbe
 from bench.worker import rss_bytes
-from karrot_streams.events.types import enriched_topic
-from karrot_streams.settings import INPUT_TOPICS
+from karrot_streams.events.types import INPUT_TOPICS, enriched_topic
 
 TIMEOUT_S = 600.0
 POLL_S = 0.25

@@ -29,10 +29,10 @@ from karrot_streams.avro.registry import WriterSchema
 from karrot_streams.connections import kafka_connection
 from karrot_streams.events.enrichment import SourcePosition, enrich
 from karrot_streams.events.failures import PoisonMessage
-from karrot_streams.events.types import EventType, enriched_topic
+from karrot_streams.events.types import INPUT_TOPICS, EventType, enriched_topic
 from karrot_streams.events.validation import event_from_avro
 from karrot_streams.resources import Resources
-from karrot_streams.settings import INPUT_TOPICS, Settings
+from karrot_streams.settings import Settings
 from karrot_streams.store.event_store import EventStore, Status, StoreRow
 
 COMMIT_INTERVAL_S = 1.0  # Faust's broker_commit_interval in karrot-streams

@@ -22,9 +22,9 @@ from bench.context import Bench
 from bench.karrot import prepare_internal_topics
 from bench.worker import READY, Worker
 from karrot_streams.connections import as_connection
-from karrot_streams.pipeline.facts import table_key
-from karrot_streams.settings import INPUT_TOPICS
+from karrot_streams.events.types import INPUT_TOPICS
 from karrot_streams.tables.aggregates import SellerSales, to_value
+from karrot_streams.tables.facts import table_key
 
 RESTORING = "Restoring state from changelog topics"
 RESTORED = "Done reading from changelog topics"

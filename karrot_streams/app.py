@@ -9,10 +9,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import faust
-
-from karrot_streams.connections import check_kafka, kafka_connection
+from karrot_streams.connections import kafka_connection
 from karrot_streams.monitoring import liveness, logs, tracing
+from karrot_streams.peer_auth import PeerAuth
 from karrot_streams.pipeline import agents as pipeline_agents
 from karrot_streams.provision import dead_letter_limits
 from karrot_streams.redaction import install_log_redaction
@@ -23,40 +22,10 @@ from karrot_streams.settings import Settings
 from karrot_streams.tables import agents as table_agents
 from karrot_streams.tables import codec
 from karrot_streams.tables.declarations import Tables
-from karrot_streams.web.peers import PeerAuth
+from karrot_streams.web import route_table
+from karrot_streams.worker_app import KarrotApp
 
 log = logging.getLogger(__name__)
-
-
-class KarrotApp(faust.App):
-    """A Faust app that also holds the worker's resources and tables."""
-
-    resources: Resources
-    #: None on a pipeline-only worker (``KARROT_ROLE=pipeline``).
-    aggregates: Tables | None
-    peer_auth: PeerAuth
-
-    def _new_transport(self) -> Any:
-        resources = getattr(self, "resources", None)
-        if resources is not None and resources.settings.batch_delivery:
-            return runtime.batch_transport(self)
-        return super()._new_transport()
-
-    async def on_first_start(self) -> None:
-        # Again with the configuration as it is now: ``faust worker --web-host/--web-bind``
-        # change it after create_app() checked the settings.
-        settings = self.resources.settings
-        check_serving(
-            bind_host=self.conf.web_bind,
-            canonical_url=str(self.conf.canonical_url),
-            tokens=(*settings.api_tokens, *settings.admin_tokens),
-            allow_demo_tokens=settings.allow_demo_tokens,
-            peer_secret_set=settings.peer_secret is not None,
-        )
-        # A wrong password or an untrusted certificate stops the worker here, with the
-        # variables to fix, instead of every client retrying "Unable to bootstrap" forever.
-        await check_kafka(kafka_connection(settings))
-        await super().on_first_start()
 
 
 def group_id(settings: Settings) -> str:
@@ -154,9 +123,7 @@ def create_app(settings: Settings | None = None) -> KarrotApp:
         if app.resources.status_counts is not None:
             await app.resources.status_counts.refresh()
 
-    from karrot_streams.web import routes  # noqa: PLC0415  web imports the app's pieces
-
-    routes.register(app)
+    route_table.register(app)
     liveness.register(app)
     return app
 

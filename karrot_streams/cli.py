@@ -13,11 +13,12 @@ from collections.abc import Sequence
 from karrot_streams import traffic
 from karrot_streams.connections import KafkaMisconfigured, check_kafka, kafka_connection
 from karrot_streams.dlq import commands as dlq_commands
+from karrot_streams.events.types import INPUT_TOPICS
 from karrot_streams.monitoring import logs
 from karrot_streams.provision import provision
 from karrot_streams.redaction import install_log_redaction
 from karrot_streams.resources import Resources
-from karrot_streams.settings import INPUT_TOPICS, Settings
+from karrot_streams.settings import Settings
 
 
 async def _generate(settings: Settings, args: argparse.Namespace) -> None:

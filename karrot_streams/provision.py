@@ -9,9 +9,9 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAlreadyExistsError
 
 from karrot_streams.connections import kafka_connection
-from karrot_streams.events.types import dead_letter_topic, enriched_topic
+from karrot_streams.events.types import INPUT_TOPICS, dead_letter_topic, enriched_topic
 from karrot_streams.resources import Resources
-from karrot_streams.settings import INPUT_TOPICS, Settings
+from karrot_streams.settings import Settings
 
 log = logging.getLogger(__name__)
 

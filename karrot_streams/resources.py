@@ -14,15 +14,16 @@ from karrot_streams.avro import schemas
 from karrot_streams.avro.registry import SchemaIncompatible, SchemaRegistry, WriterSchema
 from karrot_streams.connections import registry_tls_context
 from karrot_streams.events.failures import TransientFailure
-from karrot_streams.events.types import enriched_topic, value_subject
+from karrot_streams.events.topics import InternalTopics
+from karrot_streams.events.types import INPUT_TOPICS, enriched_topic, value_subject
 from karrot_streams.monitoring.health import Health
 from karrot_streams.monitoring.metrics import Metrics
-from karrot_streams.monitoring.store_counts import StatusCounts
-from karrot_streams.pipeline.retry import Backoff
-from karrot_streams.pipeline.topics import InternalTopics
-from karrot_streams.settings import INPUT_TOPICS, Settings
-from karrot_streams.store.event_store import UNAVAILABLE, EventStore
+from karrot_streams.resilience.backoff import Backoff, until_up
+from karrot_streams.settings import Settings
+from karrot_streams.store.errors import StoreUnavailable
+from karrot_streams.store.event_store import EventStore
 from karrot_streams.store.migrations import migrate
+from karrot_streams.store.status_counts import StatusCounts
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ class Resources:
     topics: InternalTopics
     health: Health = field(default_factory=Health)
     metrics: Metrics = field(default_factory=Metrics.create)
-    #: Event-store counts for the stats view, refreshed by a timer (monitoring/store_counts.py).
+    #: Event-store counts for the stats view, refreshed by a timer (store/status_counts.py).
     status_counts: StatusCounts | None = None
     #: Writer schema of each output and input topic's value, once registered.
     writers: dict[str, WriterSchema] = field(default_factory=dict)
@@ -71,31 +72,32 @@ class Resources:
         return self._ready is not None and self._ready.done() and not self._ready.cancelled()
 
     async def _prepare(self) -> None:
-        attempt = 0
-        while True:
-            try:
-                await migrate(self.settings.database_dsn)
-                self.health.report("database", True)
-                break
-            except UNAVAILABLE as exc:
-                self.health.report("database", False, str(exc)[:300])
-                log.warning("Waiting for PostgreSQL to run migrations: %s", exc)
-            await asyncio.sleep(self.backoff.delay(attempt))
-            attempt += 1
-        attempt = 0
-        while True:
-            try:
-                ids = await self.registry.ensure(schemas.load_all())
-                self.health.report("schema_registry", True)
-                break
-            except TransientFailure as exc:
-                self.health.report("schema_registry", False, str(exc)[:300])
-                log.warning("Waiting for the schema registry: %s", exc)
-            except SchemaIncompatible:
-                log.exception("Refusing to start with an incompatible schema")
-                raise
-            await asyncio.sleep(self.backoff.delay(attempt))
-            attempt += 1
+        def database_down(exc: BaseException, _: int) -> None:
+            self.health.report("database", False, str(exc)[:300])
+            log.warning("Waiting for PostgreSQL to run migrations: %s", exc)
+
+        def registry_down(exc: BaseException, _: int) -> None:
+            self.health.report("schema_registry", False, str(exc)[:300])
+            log.warning("Waiting for the schema registry: %s", exc)
+
+        await until_up(
+            lambda: migrate(self.settings.database_dsn),
+            self.backoff,
+            transient=StoreUnavailable,
+            on_down=database_down,
+        )
+        self.health.report("database", True)
+        try:
+            ids = await until_up(
+                lambda: self.registry.ensure(schemas.load_all()),
+                self.backoff,
+                transient=TransientFailure,
+                on_down=registry_down,
+            )
+        except SchemaIncompatible:
+            log.exception("Refusing to start with an incompatible schema")
+            raise
+        self.health.report("schema_registry", True)
         for topic in INPUT_TOPICS:
             for name in (topic, enriched_topic(topic)):
                 writer = self.registry.cached(ids[value_subject(name)])

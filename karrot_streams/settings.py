@@ -21,7 +21,6 @@ SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 #: Kafka's codecs; ``none`` is the Kafka producer's own default.
 Compression = Literal["none", "gzip", "snappy", "lz4", "zstd"]
 
-INPUT_TOPICS: tuple[str, ...] = ("user-events", "item-events", "payment-events", "chat-events")
 LogFormat = Literal["text", "json"]
 
 
@@ -118,7 +117,7 @@ class Settings(BaseSettings):
     advertised_url: str | None = None
     #: Serve with the built-in demo tokens on a non-loopback address anyway (a demo only).
     allow_demo_tokens: bool = False
-    #: What the workers of one group sign forwarded queries with (web/peers.py). Unset, it is
+    #: What the workers of one group sign forwarded queries with (peer_auth.py). Unset, it is
     #: derived from the app id and the tokens, which the workers of a local run share; a worker
     #: bound to anything but loopback refuses to start without one.
     peer_secret: SecretStr | None = None

@@ -9,8 +9,7 @@ from typing import Any
 
 import fastavro
 
-from karrot_streams.events.types import enriched_topic, value_subject
-from karrot_streams.settings import INPUT_TOPICS
+from karrot_streams.events.types import INPUT_TOPICS, enriched_topic, value_subject
 
 SCHEMAS_DIR = Path(__file__).resolve().parents[2] / "schemas"
 

@@ -20,8 +20,8 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 from karrot_streams.connections import kafka_connection
-from karrot_streams.dlq.letters import DeadLetter, HeaderList, Position
-from karrot_streams.dlq.reader import ListRange, list_letters, read_letters
+from karrot_streams.dlq.dead_letters import DeadLetter, HeaderList, Position
+from karrot_streams.dlq.reader import ListRange, list_dead_letters, read_dead_letters
 from karrot_streams.dlq.records import RedriveRecord, RedriveRecords
 from karrot_streams.dlq.redrive import RedriveIncomplete, Redriver, RedriveReport
 from karrot_streams.dlq.selection import (
@@ -135,7 +135,7 @@ async def _list(
     *,
     as_json: bool = False,
 ) -> int:
-    scan = await list_letters(
+    scan = await list_dead_letters(
         kafka_connection(settings),
         topic,
         limit=max(0, limit),
@@ -230,7 +230,7 @@ async def _redrive(
     dry_run: bool,
     confirm: Confirm | None = None,
 ) -> int:
-    letters = await read_letters(
+    letters = await read_dead_letters(
         kafka_connection(settings), topic, position=selection.single, since=selection.since
     )
     if selection.single is not None and not letters:

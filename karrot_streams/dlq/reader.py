@@ -22,7 +22,7 @@ from datetime import datetime
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from karrot_streams.connections import KafkaConnection, as_connection
-from karrot_streams.dlq.letters import DeadLetter, Position
+from karrot_streams.dlq.dead_letters import DeadLetter, Position
 
 POLL_MS = 200
 READ_TIMEOUT_S = 60.0
@@ -237,7 +237,7 @@ class ListRange:
     since: datetime | None = None
 
 
-async def list_letters(
+async def list_dead_letters(
     kafka: str | KafkaConnection,
     topic: str,
     *,
@@ -271,7 +271,7 @@ async def list_letters(
         return await scan_newest(consumer, bounds, limit=limit, max_bytes=max_bytes, keep=keep)
 
 
-async def read_letter(
+async def read_dead_letter(
     kafka: str | KafkaConnection,
     topic: str,
     position: Position,
@@ -302,7 +302,7 @@ async def read_letter(
         return None
 
 
-async def read_letters(
+async def read_dead_letters(
     kafka: str | KafkaConnection,
     topic: str,
     *,

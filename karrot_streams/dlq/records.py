@@ -18,9 +18,8 @@ from typing import Any
 
 import aiopg
 
-from karrot_streams.dlq.letters import Position
-from karrot_streams.events.failures import TransientFailure
-from karrot_streams.store.event_store import UNAVAILABLE
+from karrot_streams.dlq.dead_letters import Position
+from karrot_streams.store.errors import UNAVAILABLE, StoreUnavailable
 
 #: A claim older than this, never produced, belongs to a request that died: it may be taken over.
 CLAIM_LEASE_S = 120.0
@@ -101,7 +100,7 @@ class RedriveRecords:
         try:
             connection = await aiopg.connect(dsn, timeout=timeout_s)
         except UNAVAILABLE as exc:
-            raise TransientFailure(f"PostgreSQL unavailable: {exc}".strip()) from exc
+            raise StoreUnavailable(f"PostgreSQL unavailable: {exc}".strip()) from exc
         try:
             yield cls(connection)
         finally:
@@ -115,7 +114,7 @@ class RedriveRecords:
                     return []
                 return list(await cur.fetchall())
         except UNAVAILABLE as exc:
-            raise TransientFailure(f"PostgreSQL unavailable: {exc}".strip()) from exc
+            raise StoreUnavailable(f"PostgreSQL unavailable: {exc}".strip()) from exc
 
     async def lookup(
         self, dlq_topic: str, positions: Collection[Position]

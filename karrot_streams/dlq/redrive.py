@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from karrot_streams.dlq.letters import DeadLetter, HeaderList, Position, redrive_headers
+from karrot_streams.dlq.dead_letters import DeadLetter, HeaderList, Position, redrive_headers
 from karrot_streams.dlq.records import CLAIM_LEASE_S, RedriveRecord, Target
 from karrot_streams.events.failures import TransientFailure
 from karrot_streams.pipeline.dead_letters import FAILED_AT
@@ -48,7 +48,7 @@ class Records(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
-class LetterOutcome:
+class DeadLetterOutcome:
     letter: DeadLetter
     status: RedriveStatus
     target: Target | None = None
@@ -68,7 +68,7 @@ class LetterOutcome:
 class RedriveReport:
     dlq_topic: str
     dry_run: bool
-    outcomes: tuple[LetterOutcome, ...]
+    outcomes: tuple[DeadLetterOutcome, ...]
 
     @property
     def selected(self) -> int:
@@ -130,16 +130,18 @@ class Redriver:
         """Redrive ``letters`` (read from ``dlq_topic``); ``dry_run`` only says what it would do."""
         unique = sorted({letter.position: letter for letter in letters}.values(), key=_position)
         known = await self._records.lookup(dlq_topic, [x.position for x in unique])
-        outcomes: dict[Position, LetterOutcome] = {}
+        outcomes: dict[Position, DeadLetterOutcome] = {}
         pending: list[DeadLetter] = []
         for letter in unique:
             record = known.get(letter.position)
             if record is not None and record.redriven:
-                outcomes[letter.position] = LetterOutcome(letter, "ALREADY_REDRIVEN", record.target)
+                outcomes[letter.position] = DeadLetterOutcome(
+                    letter, "ALREADY_REDRIVEN", record.target
+                )
             else:
                 pending.append(letter)
         if dry_run:
-            outcomes.update((x.position, LetterOutcome(x, "WOULD_REDRIVE")) for x in pending)
+            outcomes.update((x.position, DeadLetterOutcome(x, "WOULD_REDRIVE")) for x in pending)
             return _report(dlq_topic, True, unique, outcomes)
 
         wanted = {x.position: x.original_topic for x in pending if x.original_topic is not None}
@@ -151,7 +153,7 @@ class Redriver:
             for letter in lost:
                 record = again.get(letter.position)
                 target = record.target if record is not None else None
-                outcomes[letter.position] = LetterOutcome(letter, "ALREADY_REDRIVEN", target)
+                outcomes[letter.position] = DeadLetterOutcome(letter, "ALREADY_REDRIVEN", target)
 
         chosen = [x for x in pending if x.position in claimed]
         targets, failures = await self._produce(dlq_topic, chosen)
@@ -159,7 +161,7 @@ class Redriver:
         for letter in chosen:
             if letter.position in targets:
                 target = targets[letter.position]
-                outcomes[letter.position] = LetterOutcome(letter, "REDRIVEN", target)
+                outcomes[letter.position] = DeadLetterOutcome(letter, "REDRIVEN", target)
         report = _report(dlq_topic, False, unique, outcomes)
         if failures:
             raise RedriveIncomplete(report, failures)
@@ -232,7 +234,7 @@ def _report(
     dlq_topic: str,
     dry_run: bool,
     letters: Sequence[DeadLetter],
-    outcomes: Mapping[Position, LetterOutcome],
+    outcomes: Mapping[Position, DeadLetterOutcome],
 ) -> RedriveReport:
     ordered = tuple(outcomes[x.position] for x in letters if x.position in outcomes)
     return RedriveReport(dlq_topic, dry_run, ordered)

@@ -6,9 +6,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from karrot_streams.dlq.letters import DeadLetter, Position, as_utc
-from karrot_streams.events.types import dead_letter_topic
-from karrot_streams.settings import INPUT_TOPICS
+from karrot_streams.dlq.dead_letters import DeadLetter, Position, as_utc
+from karrot_streams.events.types import INPUT_TOPICS, dead_letter_topic
 
 DEAD_LETTER_TOPICS: tuple[str, ...] = tuple(dead_letter_topic(t) for t in INPUT_TOPICS)
 

@@ -13,6 +13,9 @@ class EventType(StrEnum):
     CHAT_MESSAGE_SENT = "CHAT_MESSAGE_SENT"
 
 
+#: The topics upstream services publish to (the contract's input topics).
+INPUT_TOPICS: tuple[str, ...] = ("user-events", "item-events", "payment-events", "chat-events")
+
 NAMESPACE = "com.karrot.events"
 
 TOPIC_OF: dict[EventType, str] = {

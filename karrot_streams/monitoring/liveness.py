@@ -31,8 +31,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from karrot_streams.web import health_checks
-from karrot_streams.web.commit_monitor import CommitMonitor
+from karrot_streams.monitoring import health_checks
+from karrot_streams.monitoring.commit_monitor import CommitMonitor
+from karrot_streams.runtime import internals
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +100,7 @@ def dead_agents(app: Any) -> list[str]:
     for name, agent in app.agents.items():
         if not agent.started or agent.should_stop:
             continue
-        actors = list(agent._actors)  # Faust keeps no public list of an agent's actors
+        actors = internals.agent_actors(agent)
         if not any(a.actor_task is not None and not a.actor_task.done() for a in actors):
             dead.append(str(name))
     return sorted(dead)

@@ -10,13 +10,12 @@ from typing import Any
 
 import faust
 
-from karrot_streams.events.types import dead_letter_topic, enriched_topic
+from karrot_streams.events.types import INPUT_TOPICS, dead_letter_topic, enriched_topic
 from karrot_streams.pipeline.handler import BatchHandler, HeaderList
 from karrot_streams.pipeline.messages import Incoming, normalized_headers
 from karrot_streams.resources import Resources
 from karrot_streams.runtime.batches import ack_all, take_batches
 from karrot_streams.runtime.producer import BatchProducer
-from karrot_streams.settings import INPUT_TOPICS
 
 log = logging.getLogger(__name__)
 

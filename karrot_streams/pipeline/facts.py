@@ -7,24 +7,30 @@ done explicitly so each record keeps the source position the aggregates use to s
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import orjson
 
+from karrot_streams.events.topics import InternalTopics
 from karrot_streams.events.types import EventType
 from karrot_streams.pipeline.messages import Accepted
-from karrot_streams.pipeline.topics import InternalTopics
-from karrot_streams.tables import codec
+from karrot_streams.tables.facts import (
+    CURRENCY,
+    AnyFact,
+    FactBase,
+    ListedFact,
+    NewUserFact,
+    SoldFact,
+    table_key,
+)
 
 UNKNOWN_REGION = "UNKNOWN"
-CURRENCY = "KRW"
 
 
 @dataclass(frozen=True, slots=True)
 class Fact:
     topic: str
     key: str
-    value: dict[str, Any]
+    value: AnyFact
 
     def encoded(self) -> tuple[bytes, bytes]:
         # Keys as JSON strings: the bytes Faust tables use, so partitions line up (table_route).
@@ -35,7 +41,7 @@ def facts_for(accepted: Accepted, topics: InternalTopics) -> list[Fact]:
     event = accepted.event
     payload = event.payload
     incoming = accepted.incoming
-    base = {
+    base: FactBase = {
         "occurred_at": event.occurred_at.timestamp(),
         "source": f"{incoming.topic}:{incoming.partition}",
         "offset": incoming.offset,
@@ -43,22 +49,17 @@ def facts_for(accepted: Accepted, topics: InternalTopics) -> list[Fact]:
     }
     derived = accepted.enriched["derived"]
     if event.event_type is EventType.ITEM_CREATED:
-        return [
-            Fact(
-                topics.item_facts,
-                payload["itemId"],
-                {
-                    **base,
-                    "kind": "LISTED",
-                    "item_id": payload["itemId"],
-                    "seller_id": payload["sellerId"],
-                    "category": derived["categoryNormalized"],
-                    "amount": payload["price"],
-                },
-            )
-        ]
+        listed: ListedFact = {
+            **base,
+            "kind": "LISTED",
+            "item_id": payload["itemId"],
+            "seller_id": payload["sellerId"],
+            "category": derived["categoryNormalized"],
+            "amount": payload["price"],
+        }
+        return [Fact(topics.item_facts, payload["itemId"], listed)]
     if event.event_type is EventType.PAYMENT_COMPLETED:
-        sale = {
+        sale: SoldFact = {
             **base,
             "kind": "SOLD",
             "item_id": payload["itemId"],
@@ -74,10 +75,6 @@ def facts_for(accepted: Accepted, topics: InternalTopics) -> list[Fact]:
         ]
     if event.event_type is EventType.USER_CREATED:
         region = derived.get("regionNormalized") or UNKNOWN_REGION
-        return [Fact(topics.user_facts, region, {**base, "kind": "USER", "region": region})]
+        user: NewUserFact = {**base, "kind": "USER", "region": region}
+        return [Fact(topics.user_facts, region, user)]
     return []
-
-
-def table_key(key: str) -> bytes:
-    """A key serialised exactly as Faust serialises a ``str`` table key (JSON, Faust's codec)."""
-    return codec.key_bytes(key)

@@ -20,11 +20,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
-import psycopg2
-
 from karrot_streams.avro.codec import encode
 from karrot_streams.avro.registry import SchemaRegistry, WriterSchema
 from karrot_streams.events.failures import RetriesExhausted, TransientFailure
+from karrot_streams.events.topics import InternalTopics
 from karrot_streams.events.types import enriched_topic
 from karrot_streams.events.validation import MAX_MESSAGE_LENGTH
 from karrot_streams.monitoring import tracing
@@ -34,8 +33,8 @@ from karrot_streams.pipeline.classify import classify
 from karrot_streams.pipeline.dead_letters import dead_letter_headers, dead_letter_of
 from karrot_streams.pipeline.facts import facts_for
 from karrot_streams.pipeline.messages import Accepted, Incoming, Outcome, Rejected
-from karrot_streams.pipeline.retry import Backoff
-from karrot_streams.pipeline.topics import InternalTopics
+from karrot_streams.resilience.backoff import Backoff, OnDown, OnUp, until_delivered, until_up
+from karrot_streams.store.errors import RowsRefused
 from karrot_streams.store.event_store import EventStore, Status, StoreRow
 
 log = logging.getLogger(__name__)
@@ -126,35 +125,36 @@ class BatchHandler:
         for (topic, reason), n in dead.items():
             self._metrics.dead_lettered.labels(topic, reason).inc(n)
 
-    async def _wait(self, component: str, exc: BaseException, attempt: int) -> None:
-        if attempt == 0:
-            log.warning("%s unavailable, pausing the stream: %s", component, exc)
-        self._health.report(component, False, str(exc)[:300])
-        self._metrics.transient_failures.labels(component).inc()
-        await asyncio.sleep(self._backoff.delay(attempt))
+    def _down(self, component: str) -> OnDown:
+        def report(exc: BaseException, attempt: int) -> None:
+            if attempt == 0:
+                log.warning("%s unavailable, pausing the stream: %s", component, exc)
+            self._health.report(component, False, str(exc)[:300])
+            self._metrics.transient_failures.labels(component).inc()
 
-    def _recovered(self, component: str, attempt: int) -> None:
-        if attempt:
-            log.info("%s reachable again after %d waits", component, attempt)
-        self._health.report(component, True)
+        return report
+
+    def _up(self, component: str) -> OnUp:
+        def report(attempts: int) -> None:
+            log.info("%s reachable again after %d waits", component, attempts)
+            self._health.report(component, True)
+
+        return report
 
     async def _classify(self, message: Incoming, now: datetime) -> Outcome:
-        attempt = 0
-        while True:
-            try:
-                outcome = await classify(
-                    message,
-                    self._registry,
-                    self._fee_rate,
-                    now,
-                    max_message_length=self._max_message_length,
-                )
-            except TransientFailure as exc:
-                await self._wait("schema_registry", exc, attempt)
-                attempt += 1
-                continue
-            self._recovered("schema_registry", attempt) if attempt else None
-            return outcome
+        return await until_up(
+            lambda: classify(
+                message,
+                self._registry,
+                self._fee_rate,
+                now,
+                max_message_length=self._max_message_length,
+            ),
+            self._backoff,
+            transient=TransientFailure,
+            on_down=self._down("schema_registry"),
+            on_up=self._up("schema_registry"),
+        )
 
     # -- event store -------------------------------------------------------------------------
 
@@ -192,34 +192,35 @@ class BatchHandler:
             return outcomes
         try:
             await self._upsert_waiting(list(rows.values()))
-        except psycopg2.Error as exc:
+        except RowsRefused as exc:
             log.warning("Event-store batch refused (%s); writing its rows one by one", exc)
             return [await self._store_one(o, rows.get(i)) for i, o in enumerate(outcomes)]
         return outcomes
 
     async def _upsert_waiting(self, rows: list[StoreRow]) -> None:
-        attempt = 0
-        while True:
+        async def upsert_timed() -> float:
             started = time.perf_counter()
-            try:
-                await self._store.upsert(rows)
-            except TransientFailure as exc:
-                await self._wait("database", exc, attempt)
-                attempt += 1
-                continue
-            self._metrics.store_write_seconds.observe(time.perf_counter() - started)
-            self._recovered("database", attempt) if attempt else None
-            return
+            await self._store.upsert(rows)
+            return time.perf_counter() - started
+
+        seconds = await until_up(
+            upsert_timed,
+            self._backoff,
+            transient=TransientFailure,
+            on_down=self._down("database"),
+            on_up=self._up("database"),
+        )
+        self._metrics.store_write_seconds.observe(seconds)
 
     async def _store_one(self, outcome: Outcome, row: StoreRow | None) -> Outcome:
         """Retry one row its budget of times; a row the database keeps refusing is poison."""
         if row is None:
             return outcome
-        error: psycopg2.Error | None = None
+        error: RowsRefused | None = None
         for attempt in range(self._retry_attempts):
             try:
                 await self._upsert_waiting([row])
-            except psycopg2.Error as exc:
+            except RowsRefused as exc:
                 error = exc
                 await asyncio.sleep(self._backoff.delay(attempt))
                 continue
@@ -252,13 +253,10 @@ class BatchHandler:
 
     async def _emit(self, outcomes: list[Outcome], now: datetime) -> None:
         pending = [record for outcome in outcomes for record in self._outgoing(outcome, now)]
-        attempt = 0
-        while pending:
-            failed = await self._send(pending)
-            if not failed:
-                self._recovered("kafka", attempt) if attempt else None
-                return
-            # Resending may duplicate what did get through: downstream skips replays.
-            pending = [record for record, _ in failed]
-            await self._wait("kafka", failed[0][1], attempt)
-            attempt += 1
+        await until_delivered(
+            self._send,
+            pending,
+            self._backoff,
+            on_down=self._down("kafka"),
+            on_up=self._up("kafka"),
+        )

@@ -1,4 +1,4 @@
-"""Every place the batch runtime touches a private part of Faust, mode or aiokafka.
+"""Every place the project touches a private part of Faust, mode or aiokafka.
 
 Pinned together in pyproject.toml: faust-streaming 0.15.3, mode-streaming 0.4.x, aiokafka
 0.14.0. ``tests/unit/runtime/test_internals.py`` fails when any name used here changes shape on an
@@ -8,9 +8,11 @@ upgrade; read the new source before changing the pins.
 from __future__ import annotations
 
 import time
+import weakref
 from collections.abc import Callable, Iterable, Mapping, MutableSet
 from typing import Any
 
+from faust.streams import _current_event
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
@@ -115,6 +117,32 @@ def mark_stream_inbound(monitor: Any, tps: Iterable[TP]) -> None:
             inbound[tp] = now
 
 
+def agent_actors(agent: Any) -> list[Any]:
+    """The actors an agent runs (the liveness watchdog checks their tasks).
+
+    Faust keeps no public list of them: ``Agent._actors``, a WeakSet filled as actors start.
+    """
+    return list(agent._actors)
+
+
+def committed_at_assignment(consumer: Any) -> dict[TP, int | None]:
+    """Per partition, the group's committed offset as read when it was assigned.
+
+    ``Consumer._committed_offset``, Faust's private map: the commit monitor sees only the commits
+    made since this worker started. Empty before the consumer exists.
+    """
+    return dict(getattr(consumer, "_committed_offset", None) or {})
+
+
+def make_current_event(event: Any) -> None:
+    """Make ``event`` the current event of this task (what ``faust.current_event()`` answers).
+
+    Faust's context variable ``faust.streams._current_event``, which table reads and writes
+    consult for the partition; only the variable is set, not the stream's attribute.
+    """
+    _current_event.set(weakref.ref(event))
+
+
 def aiokafka_producer(app: Any) -> Any:
     """The aiokafka producer behind Faust's, for batch sends (created on first use)."""
     return app.producer._ensure_producer()
@@ -143,17 +171,6 @@ def consumer_class() -> type[Any]:
 
 def transport_class() -> type[Any]:
     return faust_aiokafka.Transport
-
-
-def batch_transport(app: Any) -> Any:
-    """What ``App._new_transport`` builds, with the batch-delivery consumer.
-
-    Faust chooses the transport class by URL scheme; the app overrides the method instead of
-    registering a scheme, so ``KARROT_KAFKA_BOOTSTRAP`` stays a plain host list.
-    """
-    from karrot_streams.runtime.consumer import BatchTransport  # noqa: PLC0415  a cycle
-
-    return BatchTransport(app.conf.broker_consumer, app)
 
 
 def use_event_loop(name: str) -> None:

@@ -11,9 +11,9 @@ from enum import StrEnum
 from typing import Any
 
 import aiopg
-import psycopg2
 
 from karrot_streams.events.failures import TransientFailure
+from karrot_streams.store.errors import DATABASE_ERROR, UNAVAILABLE, RowsRefused, StoreUnavailable
 
 
 class Status(StrEnum):
@@ -26,14 +26,6 @@ class Status(StrEnum):
 #: Which status may replace which: forward only. FAILED -> PROCESSED is the one way back,
 #: taken when a dead letter is fixed and redriven.
 _RANK = {Status.CREATED: 0, Status.PUBLISHED: 1, Status.FAILED: 2, Status.PROCESSED: 3}
-
-#: Errors that say the database is unreachable, not that a row is bad.
-UNAVAILABLE: tuple[type[BaseException], ...] = (
-    psycopg2.OperationalError,
-    psycopg2.InterfaceError,
-    TimeoutError,
-    OSError,
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +143,11 @@ FROM event_store WHERE event_id = %s
 
 
 class EventStore:
-    """A pool of connections to PostgreSQL. Every method raises TransientFailure when it is down."""
+    """A pool of connections to PostgreSQL.
+
+    Every method raises StoreUnavailable (a TransientFailure) when the database is down, and
+    RowsRefused when it answers with an error.
+    """
 
     def __init__(self, dsn: str, *, maxsize: int = 4, timeout_s: float = 10.0) -> None:
         self._dsn = dsn
@@ -184,7 +180,9 @@ class EventStore:
                     return []
                 return list(await cur.fetchall())
         except UNAVAILABLE as exc:
-            raise TransientFailure(f"PostgreSQL unavailable: {exc}".strip()) from exc
+            raise StoreUnavailable(f"PostgreSQL unavailable: {exc}".strip()) from exc
+        except DATABASE_ERROR as exc:
+            raise RowsRefused(str(exc)) from exc
 
     async def upsert(self, rows: Iterable[StoreRow]) -> None:
         """Write many rows in one round trip; replays and stale statuses change nothing."""

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import aiopg
 
+from karrot_streams.store.errors import UNAVAILABLE, StoreUnavailable
+
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
@@ -25,7 +27,17 @@ def pending_files(directory: Path = MIGRATIONS_DIR) -> list[tuple[int, Path]]:
 
 
 async def migrate(dsn: str) -> list[int]:
-    """Apply what is missing; return the versions applied now."""
+    """Apply what is missing; return the versions applied now.
+
+    Raises StoreUnavailable, with the driver's message, while PostgreSQL cannot be reached.
+    """
+    try:
+        return await _migrate(dsn)
+    except UNAVAILABLE as exc:
+        raise StoreUnavailable(str(exc)) from exc
+
+
+async def _migrate(dsn: str) -> list[int]:
     applied_now: list[int] = []
     async with aiopg.connect(dsn, timeout=30) as conn, conn.cursor() as cur:
         await cur.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))

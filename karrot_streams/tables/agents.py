@@ -9,30 +9,40 @@ effect is not durable.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import weakref
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import faust
 import orjson
-from faust.streams import _current_event
 
-from karrot_streams.pipeline.facts import table_key
-from karrot_streams.pipeline.topics import InternalTopics
+from karrot_streams.events.topics import InternalTopics
+from karrot_streams.resilience.backoff import until_delivered
 from karrot_streams.resources import Resources
+from karrot_streams.runtime import internals
 from karrot_streams.runtime.batches import ack_all, take_batches
 from karrot_streams.runtime.producer import BatchProducer, Record
 from karrot_streams.tables import aggregates as agg
 from karrot_streams.tables.declarations import Tables, window_of
+from karrot_streams.tables.facts import (
+    CategoryEffectFact,
+    FactBase,
+    ItemFact,
+    SoldFact,
+    table_key,
+)
 from karrot_streams.tables.replay_guard import position_of
 
 log = logging.getLogger(__name__)
 
-#: Applies one batch of (event, fact) pairs; the events are acked after it returns.
-BatchStep = Callable[[list[tuple[Any, dict[str, Any]]]], Awaitable[None]]
+#: Applies one batch of (event, fact) pairs; the events are acked after it returns. The facts
+#: are decoded JSON: each stage names the kind it reads (tables/facts.py).
+BatchStep = Callable[[list[tuple[Any, Any]]], Awaitable[None]]
+#: The fact kind a stage reads.
+F = TypeVar("F", bound=FactBase | CategoryEffectFact)
+#: One of the windowed counters' fact kinds.
+Counted = TypeVar("Counted", bound=FactBase)
 
 
 def facts_topic(app: faust.App, name: str, partitions: int) -> Any:
@@ -57,10 +67,10 @@ def fact_key(event: Any) -> str:
 
 
 def grouped(
-    batch: Iterable[tuple[Any, dict[str, Any]]], key_of: Callable[[Any, dict[str, Any]], Any]
-) -> dict[Any, list[tuple[Any, dict[str, Any]]]]:
+    batch: Iterable[tuple[Any, F]], key_of: Callable[[Any, F], Any]
+) -> dict[Any, list[tuple[Any, F]]]:
     """The batch's facts by table key, each key's facts in arrival order."""
-    groups: dict[Any, list[tuple[Any, dict[str, Any]]]] = {}
+    groups: dict[Any, list[tuple[Any, F]]] = {}
     for event, fact in batch:
         groups.setdefault(key_of(event, fact), []).append((event, fact))
     return groups
@@ -85,7 +95,7 @@ def in_partition_of(event: Any) -> None:
     Only the context variable is set: the stream's own ``current_event`` attribute belongs to
     the task that fills the batch buffer, and changing it would swap the next record it adds.
     """
-    _current_event.set(weakref.ref(event))
+    internals.make_current_event(event)
 
 
 def write(table: Any, key: Any, value: dict[str, Any], event: Any) -> None:
@@ -107,7 +117,7 @@ class Stages:
     #: Sends the records and waits until the broker has every one of them.
     send: Callable[[list[Record]], Awaitable[None]]
 
-    async def items(self, batch: list[tuple[Any, dict[str, Any]]]) -> None:
+    async def items(self, batch: list[tuple[Any, ItemFact]]) -> None:
         # In arrival order, not grouped by item: the category stage's replay guard needs each
         # upstream partition's effects in offset order. Each item is still written once.
         states: dict[str, agg.ItemState] = {}
@@ -137,7 +147,7 @@ class Stages:
                     states[item_id], fact["amount"], fact["occurred_at"], at, coordinate
                 )
             for effect in effects:
-                value = {
+                value: CategoryEffectFact = {
                     "kind": effect.kind,
                     "category": effect.category,
                     "amount": effect.amount,
@@ -161,7 +171,7 @@ class Stages:
             if state is not originals[item_id]:
                 write(self.tables.items, item_id, agg.to_value(state), last[item_id])
 
-    async def categories(self, batch: list[tuple[Any, dict[str, Any]]]) -> None:
+    async def categories(self, batch: list[tuple[Any, CategoryEffectFact]]) -> None:
         for category, effects in grouped(batch, lambda _, e: e["category"]).items():
             last = effects[-1][0]
             original = stats = agg.category_from(
@@ -189,7 +199,7 @@ class Stages:
             for window, counter in windows.items():
                 write(self.tables.category_hourly, window, agg.to_value(counter), last)
 
-    async def sellers(self, batch: list[tuple[Any, dict[str, Any]]]) -> None:
+    async def sellers(self, batch: list[tuple[Any, SoldFact]]) -> None:
         for seller_id, sales in grouped(batch, lambda _, sale: sale["seller_id"]).items():
             last = sales[-1][0]
             original = state = agg.seller_from(
@@ -207,16 +217,16 @@ class Stages:
                 write(self.tables.sellers, seller_id, agg.to_value(state), last)
 
     @staticmethod
-    def windowed_counter(table: Any, amount_field: str | None) -> BatchStep:
-        async def count(batch: list[tuple[Any, dict[str, Any]]]) -> None:
-            def key_of(event: Any, fact: dict[str, Any]) -> Any:
+    def windowed_counter(table: Any, amount_of: Callable[[Counted], int]) -> BatchStep:
+        async def count(batch: list[tuple[Any, Counted]]) -> None:
+            def key_of(event: Any, fact: Counted) -> Any:
                 return (fact_key(event), window_of(table, fact["occurred_at"]))
 
             for key, facts in grouped(batch, key_of).items():
                 last = facts[-1][0]
                 original = counter = agg.counter_from(read(table, key, last))
                 for _, fact in facts:
-                    amount = int(fact[amount_field]) if amount_field else 0
+                    amount = amount_of(fact)
                     at = agg.Applied(fact["source"], fact["offset"])
                     counter = agg.apply_count(counter, amount, at) or counter
                 if counter is not original:
@@ -234,17 +244,13 @@ def register(app: faust.App, resources: Resources, tables: Tables) -> list[Any]:
     producer = BatchProducer(app, send_one)
     backoff = resources.backoff
 
+    def kafka_down(exc: BaseException, attempt: int) -> None:
+        if attempt == 0:
+            log.warning("Kafka refused category effects, waiting: %s", exc)
+
     async def send(records: list[Record]) -> None:
-        attempt = 0
-        while records:
-            failed = await producer.send_all(records)
-            if failed:
-                # Kafka unavailable: wait it out; the category stage skips any duplicate.
-                if attempt == 0:
-                    log.warning("Kafka refused category effects, waiting: %s", failed[0][1])
-                await asyncio.sleep(backoff.delay(attempt))
-                attempt += 1
-            records = [record for record, _ in failed]
+        # Kafka unavailable: wait it out; the category stage skips any duplicate.
+        await until_delivered(producer.send_all, records, backoff, on_down=kafka_down)
 
     stages = Stages(tables, resources.topics, send)
     topics = resources.topics
@@ -261,11 +267,20 @@ def register(app: faust.App, resources: Resources, tables: Tables) -> list[Any]:
         agent(
             topics.volume_facts,
             "aggregate.payment-volume",
-            Stages.windowed_counter(tables.payment_daily, "amount"),
+            Stages.windowed_counter(tables.payment_daily, _sale_amount),
         ),
         agent(
             topics.user_facts,
             "aggregate.new-users",
-            Stages.windowed_counter(tables.users_daily, None),
+            Stages.windowed_counter(tables.users_daily, _counted_only),
         ),
     ]
+
+
+def _sale_amount(sale: SoldFact) -> int:
+    return int(sale["amount"])
+
+
+def _counted_only(_: FactBase) -> int:
+    """New users are counted, not summed."""
+    return 0

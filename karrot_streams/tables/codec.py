@@ -3,7 +3,7 @@
 Faust's ``json`` codec spent 50-70 µs encoding one item state; orjson about 8. The bytes are
 JSON either way, so a changelog or store written with Faust's codec reads back unchanged, and
 keys keep Faust's ``json`` codec: key bytes decide partitions, and the facts topics' keys must
-stay byte-identical to the tables' (see ``pipeline.facts.table_key``).
+stay byte-identical to the tables' (see ``tables.facts.table_key``).
 """
 
 from __future__ import annotations

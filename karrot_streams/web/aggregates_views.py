@@ -1,7 +1,7 @@
 """Views of the aggregate tables: categories, sellers, daily payments and new users.
 
-Each keyed view answers on the worker owning the key's partition (see routing.py). A key never
-counted answers 200 with zero counts, as the contract asks.
+Each keyed view answers on the worker owning the key's partition (see owner_forwarding.py). A
+key never counted answers 200 with zero counts, as the contract asks.
 """
 
 from __future__ import annotations
@@ -11,14 +11,14 @@ import time
 from aiohttp import web
 
 from karrot_streams.events.enrichment import normalize_category
-from karrot_streams.pipeline.facts import CURRENCY
 from karrot_streams.tables import aggregates as agg
 from karrot_streams.tables.declarations import DAY, HOUR
-from karrot_streams.web.errors import BadRequest
-from karrot_streams.web.responses import json_response
-from karrot_streams.web.routing import answer_from_owner, gather_from_peers
+from karrot_streams.tables.facts import CURRENCY
+from karrot_streams.tables.windows import counted, recent_windows, span
+from karrot_streams.web.http.errors import BadRequest
+from karrot_streams.web.http.responses import json_response
+from karrot_streams.web.owner_forwarding import answer_from_owner, gather_from_peers
 from karrot_streams.web.view import ApiView
-from karrot_streams.web.windows import counted, recent_windows, span
 
 HOURLY_WINDOWS = 7 * 24 + 1  # the last seven days, and the hour under way
 DAILY_WINDOWS = 30 + 1

@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from aiohttp import web
 
-from karrot_streams.web.batch_publishing import parse_batch, publish_batch
-from karrot_streams.web.body import read_body
-from karrot_streams.web.responses import json_response
+from karrot_streams.publishing.batch import publish_batch
+from karrot_streams.publishing.errors import PublishUnavailable
+from karrot_streams.publishing.events import Published
+from karrot_streams.store.event_store import Status
+from karrot_streams.web.http.body import read_body
+from karrot_streams.web.http.errors import ApiError, from_publish_failure
+from karrot_streams.web.http.requests import parse_batch
+from karrot_streams.web.http.responses import json_response
 from karrot_streams.web.view import ApiView
+
+FAILED = "FAILED"
 
 
 class PublishBatchView(ApiView):
@@ -24,5 +34,57 @@ class PublishBatchView(ApiView):
             new_id=lambda: str(uuid.uuid4()),
         )
         publisher = await self.publisher(request)
-        result = await publish_batch(publisher, items)
+        result = batch_result(await publish_batch(publisher, items))
         return json_response(result.to_json(), status=result.status)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    results: list[dict[str, Any]]
+
+    @property
+    def published(self) -> int:
+        return sum(1 for result in self.results if result["status"] != FAILED)
+
+    @property
+    def status(self) -> int:
+        """200 when every event was published, 422 when none was, else 207."""
+        if self.published == len(self.results):
+            return 200
+        return 422 if self.published == 0 else 207
+
+    def to_json(self) -> dict[str, Any]:
+        return {"results": self.results}
+
+
+def batch_result(outcomes: Sequence[Published | PublishUnavailable | ApiError]) -> BatchResult:
+    results = []
+    for index, outcome in enumerate(outcomes):
+        if isinstance(outcome, Published):
+            results.append(published_json(index, outcome))
+        elif isinstance(outcome, PublishUnavailable):
+            results.append(failed_json(index, from_publish_failure(outcome)))
+        else:
+            results.append(failed_json(index, outcome))
+    return BatchResult(results)
+
+
+def published_json(index: int, published: Published) -> dict[str, Any]:
+    return {
+        "index": index,
+        "eventId": published.event_id,
+        "status": Status.PUBLISHED.value,
+        "topic": published.topic,
+        "partition": published.partition,
+        "offset": published.offset,
+    }
+
+
+def failed_json(index: int, error: ApiError) -> dict[str, Any]:
+    return {
+        "index": index,
+        "status": FAILED,
+        "code": error.code,
+        "message": error.message,
+        "details": error.details,
+    }

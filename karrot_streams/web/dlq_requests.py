@@ -19,8 +19,8 @@ from karrot_streams.dlq.selection import (
     is_dead_letter_topic,
     parse_instant,
 )
-from karrot_streams.web.errors import BadRequest, NotFound
-from karrot_streams.web.requests import parse_json_object, parse_limit
+from karrot_streams.web.http.errors import BadRequest, NotFound
+from karrot_streams.web.http.requests import parse_json_object, parse_limit
 
 LIST_DEFAULT_LIMIT = 100
 LIST_MAX_LIMIT = 1000

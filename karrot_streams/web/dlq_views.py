@@ -13,12 +13,13 @@ from aiohttp import web
 from aiokafka.errors import KafkaError
 
 from karrot_streams.connections import kafka_connection
-from karrot_streams.dlq.letters import DeadLetter, HeaderList
+from karrot_streams.dlq.dead_letters import DeadLetter, HeaderList
+from karrot_streams.dlq.overview import dead_letter_json
 from karrot_streams.dlq.reader import (
     Scan,
-    list_letters,
-    read_letter,
-    read_letters,
+    list_dead_letters,
+    read_dead_letter,
+    read_dead_letters,
     record_size,
 )
 from karrot_streams.dlq.records import RedriveRecords
@@ -27,17 +28,16 @@ from karrot_streams.dlq.selection import select
 from karrot_streams.dlq.values import EnvelopeReader, value_base64
 from karrot_streams.events.failures import TransientFailure
 from karrot_streams.settings import Settings
-from karrot_streams.web.auth import TokenCheck, bearer_token
-from karrot_streams.web.body import read_body
-from karrot_streams.web.dlq_reader import letter_json
 from karrot_streams.web.dlq_requests import (
     dead_letter_topic_named,
     parse_list_query,
     parse_list_range,
     parse_redrive,
 )
-from karrot_streams.web.errors import Forbidden, NotFound, ServiceUnavailable
-from karrot_streams.web.responses import json_response
+from karrot_streams.web.http.auth import TokenCheck, bearer_token
+from karrot_streams.web.http.body import read_body
+from karrot_streams.web.http.errors import Forbidden, NotFound, ServiceUnavailable
+from karrot_streams.web.http.responses import json_response
 from karrot_streams.web.view import ApiView
 
 log = logging.getLogger(__name__)
@@ -63,13 +63,15 @@ class DeadLetterMessagesView(ApiView):
         resources = await self.ready()
         settings = resources.settings
         if selection.single is not None:
-            one = await _kafka(read_letter(kafka_connection(settings), dlq_topic, selection.single))
+            one = await _kafka(
+                read_dead_letter(kafka_connection(settings), dlq_topic, selection.single)
+            )
             shown = [one] if one is not None and selection.matches(one) else []
             scan = Scan(letters=shown, matched=len(shown), records=int(one is not None))
             scan.bytes = sum(record_size(x) for x in shown)
         else:
             scan = await _kafka(
-                list_letters(
+                list_dead_letters(
                     kafka_connection(settings),
                     dlq_topic,
                     limit=limit,
@@ -122,7 +124,7 @@ class RedriveView(ApiView):
         selection = command.selection
         await self.ready()
         letters = await _kafka(
-            read_letters(
+            read_dead_letters(
                 kafka_connection(settings),
                 dlq_topic,
                 position=selection.single,
@@ -185,7 +187,7 @@ def require_admin(request: web.Request, settings: Settings) -> None:
 
 def message_json(letter: DeadLetter, value: Any, *, redriven: bool) -> dict[str, Any]:
     return {
-        **letter_json(letter),
+        **dead_letter_json(letter),
         "value": value,
         "valueBase64": value_base64(letter.value),
         "redriven": redriven,

@@ -10,11 +10,12 @@ from typing import Any
 from aiohttp import web
 
 from karrot_streams.events.failures import TransientFailure
+from karrot_streams.events.timestamps import iso_utc
 from karrot_streams.store.event_store import StoredEvent
-from karrot_streams.web.body import read_body
-from karrot_streams.web.errors import NotFound, ServiceUnavailable
-from karrot_streams.web.requests import parse_publish
-from karrot_streams.web.responses import iso_utc, json_response
+from karrot_streams.web.http.body import read_body
+from karrot_streams.web.http.errors import NotFound, ServiceUnavailable
+from karrot_streams.web.http.requests import parse_publish
+from karrot_streams.web.http.responses import json_response
 from karrot_streams.web.view import ApiView
 
 STORE_TIMEOUT_S = 10.0

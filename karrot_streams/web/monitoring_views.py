@@ -10,14 +10,13 @@ from aiokafka.errors import KafkaError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from karrot_streams.connections import kafka_connection
-from karrot_streams.events.types import dead_letter_topic
-from karrot_streams.settings import INPUT_TOPICS
-from karrot_streams.web import health_checks
-from karrot_streams.web.commit_monitor import CommitMonitor
-from karrot_streams.web.dlq_reader import read_dead_letters
-from karrot_streams.web.errors import ServiceUnavailable
-from karrot_streams.web.requests import parse_limit
-from karrot_streams.web.responses import json_response
+from karrot_streams.dlq.overview import read_overview
+from karrot_streams.events.types import INPUT_TOPICS, dead_letter_topic
+from karrot_streams.monitoring import health_checks
+from karrot_streams.monitoring.commit_monitor import CommitMonitor
+from karrot_streams.web.http.errors import ServiceUnavailable
+from karrot_streams.web.http.requests import parse_limit
+from karrot_streams.web.http.responses import json_response
 from karrot_streams.web.view import ApiView
 
 log = logging.getLogger(__name__)
@@ -74,7 +73,7 @@ class DeadLettersView(ApiView):
         topics = [dead_letter_topic(topic) for topic in INPUT_TOPICS]
         try:
             settings = self.resources.settings
-            letters = await read_dead_letters(
+            letters = await read_overview(
                 kafka_connection(settings),
                 topics,
                 limit,

@@ -18,7 +18,7 @@ from karrot_streams.settings import Settings
 from karrot_streams.store.event_store import Status
 from karrot_streams.web.console_views import ASSETS
 from karrot_streams.web.dlq_requests import LIMITS, LIST_MAX_LIMIT
-from karrot_streams.web.responses import json_response
+from karrot_streams.web.http.responses import json_response
 from karrot_streams.web.view import ApiView
 
 OPENAPI_PATH = "/api/v1/openapi.json"

@@ -1,7 +1,7 @@
 """``GET /api/v1/monitoring/stats``: this worker's counters, its consumer lag, event-store counts.
 
 The event-store counts come from a cache a timer refreshes on a connection of its own
-(monitoring/store_counts.py), so polling this open view never queries the database.
+(store/status_counts.py), so polling this open view never queries the database.
 
 What the operator console polls. The counters are this worker's since it started (the same
 Prometheus counters as ``/metrics``), so a client computes rates from two answers. Lag is per
@@ -20,11 +20,13 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import Counter
 
-from karrot_streams.monitoring.store_counts import StatusCounts
-from karrot_streams.settings import INPUT_TOPICS
+from karrot_streams.events.timestamps import iso_epoch
+from karrot_streams.events.types import INPUT_TOPICS
+from karrot_streams.monitoring.commit_monitor import CommitMonitor
+from karrot_streams.runtime import internals
 from karrot_streams.store.event_store import Status
-from karrot_streams.web.commit_monitor import CommitMonitor
-from karrot_streams.web.responses import iso_epoch, json_response
+from karrot_streams.store.status_counts import StatusCounts
+from karrot_streams.web.http.responses import json_response
 from karrot_streams.web.view import ApiView
 
 log = logging.getLogger(__name__)
@@ -95,9 +97,7 @@ def partition_lag(
 
 def committed_offsets(app: Any, monitor: object) -> dict[Any, int | None]:
     """What this worker committed, else what the group had committed when it was assigned."""
-    # Faust keeps the offsets it read at assignment in a private map; the monitor only sees
-    # commits made since this worker started.
-    known: dict[Any, int | None] = dict(getattr(app.consumer, "_committed_offset", None) or {})
+    known: dict[Any, int | None] = dict(internals.committed_at_assignment(app.consumer))
     if isinstance(monitor, CommitMonitor):
         known.update(monitor.committed_offsets())
     return known

@@ -9,13 +9,14 @@ from aiohttp import web
 from faust.web import Request, Response, View
 from faust.web.exceptions import WebError
 
-from karrot_streams.web.errors import ServiceUnavailable, from_status
-from karrot_streams.web.publishing import EventPublisher, HeaderList, request_trace_headers
+from karrot_streams.monitoring.tracing import TRACEPARENT, TRACESTATE, http_trace_headers
+from karrot_streams.publishing.events import EventPublisher, HeaderList
+from karrot_streams.web.http.errors import ServiceUnavailable, from_status
 
 if TYPE_CHECKING:
-    from karrot_streams.app import KarrotApp
     from karrot_streams.resources import Resources
     from karrot_streams.tables.declarations import Tables
+    from karrot_streams.worker_app import KarrotApp
 
 #: How long a request waits for start-up (migrations, schema registration) before a 503.
 READY_TIMEOUT_S = 10.0
@@ -77,3 +78,8 @@ def _startup_details(resources: Resources) -> dict[str, Any]:
         name: {"up": state.up, "detail": state.detail}
         for name, state in resources.health.components.items()
     }
+
+
+def request_trace_headers(request: web.Request) -> HeaderList:
+    """The request's W3C ``traceparent``/``tracestate`` for its records, or a new trace."""
+    return http_trace_headers(request.headers.get(TRACEPARENT), request.headers.get(TRACESTATE))

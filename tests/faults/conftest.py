@@ -20,10 +20,11 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from karrot_streams.avro.registry import WriterSchema
-from karrot_streams.pipeline.topics import InternalTopics
+from karrot_streams.events.topics import InternalTopics
+from karrot_streams.events.types import INPUT_TOPICS
 from karrot_streams.provision import contract_topics, create_topics
 from karrot_streams.resources import Resources
-from karrot_streams.settings import INPUT_TOPICS, Settings
+from karrot_streams.settings import Settings
 from tests.faults.load import input_ends
 from tests.faults.outcome import Outcome
 from tests.faults.scenario import Scenario

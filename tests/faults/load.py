@@ -12,7 +12,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
-from karrot_streams.settings import INPUT_TOPICS
+from karrot_streams.events.types import INPUT_TOPICS
 from karrot_streams.traffic import Record
 
 

@@ -18,7 +18,7 @@ from typing import Any
 from karrot_streams.avro import schemas
 from karrot_streams.avro.codec import decode
 from karrot_streams.avro.framing import unframe
-from karrot_streams.settings import INPUT_TOPICS
+from karrot_streams.events.types import INPUT_TOPICS
 from karrot_streams.traffic import Record
 from tests.support import api, kafka, store
 from tests.support.truth import Truth

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from karrot_streams.events.types import INPUT_TOPICS
 from karrot_streams.provision import contract_topics, create_topics, dead_letter_limits
 from karrot_streams.resources import Resources
-from karrot_streams.settings import INPUT_TOPICS, Settings
+from karrot_streams.settings import Settings
 from tests.faults.conftest import Workers, create_internal_topics, start_group_at_end
 from tests.faults.outcome import Outcome
 from tests.faults.scenario import Scenario, Size

@@ -29,7 +29,8 @@ from karrot_streams.avro import schemas
 from karrot_streams.avro.codec import encode
 from karrot_streams.avro.framing import unframe
 from karrot_streams.avro.registry import SchemaRegistry, WriterSchema
-from karrot_streams.settings import INPUT_TOPICS, Settings
+from karrot_streams.events.types import INPUT_TOPICS
+from karrot_streams.settings import Settings
 from karrot_streams.traffic import Record
 from tests.faults.conftest import Workers
 from tests.faults.probes import health

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from karrot_streams.avro.registry import WriterSchema
+from karrot_streams.events.types import INPUT_TOPICS
 from karrot_streams.provision import contract_topics, create_topics
 from karrot_streams.resources import Resources
-from karrot_streams.settings import INPUT_TOPICS, Settings
+from karrot_streams.settings import Settings
 from tests.support.worker import WorkerProcess, new_app_id, running_worker, worker_env
 
 pytestmark = pytest.mark.integration

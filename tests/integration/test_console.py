@@ -27,8 +27,8 @@ from selenium.webdriver.support.ui import WebDriverWait
 from karrot_streams.avro.codec import encode
 from karrot_streams.avro.registry import WriterSchema
 from karrot_streams.events.model import Event
-from karrot_streams.events.types import PAYLOAD_RECORD_OF, EventType
-from karrot_streams.settings import INPUT_TOPICS, Settings
+from karrot_streams.events.types import INPUT_TOPICS, PAYLOAD_RECORD_OF, EventType
+from karrot_streams.settings import Settings
 from karrot_streams.traffic import Record, TrafficSpec, produce, records
 from tests.support.browser import chromium
 from tests.support.worker import ADMIN_TOKEN, API_TOKEN, WorkerProcess, free_port, new_app_id

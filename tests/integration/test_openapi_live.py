@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from karrot_streams.web.auth import needs_token
+from karrot_streams.web.http.auth import needs_token
 from tests.support.worker import API_TOKEN
 
 MAX_EXAMPLES = 10

@@ -34,7 +34,7 @@ from karrot_streams.avro import schemas
 from karrot_streams.avro.codec import decode, encode
 from karrot_streams.avro.framing import unframe
 from karrot_streams.avro.registry import WriterSchema
-from karrot_streams.dlq.letters import DeadLetter
+from karrot_streams.dlq.dead_letters import DeadLetter
 from karrot_streams.events.model import Event
 from karrot_streams.events.types import PAYLOAD_RECORD_OF, EventType
 from karrot_streams.settings import Settings

@@ -11,8 +11,8 @@ import aiopg
 import httpx
 import pytest
 
-from karrot_streams.monitoring.store_counts import StatusCounts
 from karrot_streams.settings import Settings
+from karrot_streams.store.status_counts import StatusCounts
 from tests.integration.conftest import StartWorker
 from tests.support.worker import free_port
 

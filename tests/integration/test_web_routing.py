@@ -11,8 +11,8 @@ from urllib.parse import quote
 import httpx
 import pytest
 
+from karrot_streams.peer_auth import FORWARDED_HEADER, PEER_HEADER, PeerAuth
 from karrot_streams.settings import Settings
-from karrot_streams.web.peers import FORWARDED_HEADER, PEER_HEADER, PeerAuth
 from tests.support.worker import API_TOKEN, free_port, sharing_workers, worker_env
 
 pytestmark = pytest.mark.integration

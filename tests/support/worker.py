@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 
 from karrot_streams.connections import KafkaConnection
-from karrot_streams.settings import INPUT_TOPICS
+from karrot_streams.events.types import INPUT_TOPICS
 from tests.support.kafka import start_group_at_end
 
 HEALTH = "/api/v1/monitoring/health"

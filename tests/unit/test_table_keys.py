@@ -6,8 +6,8 @@ import json
 
 from faust.serializers import codecs
 
-from karrot_streams.pipeline.facts import table_key
 from karrot_streams.tables import codec
+from karrot_streams.tables.facts import table_key
 
 
 def test_a_korean_key_is_ascii_escaped_as_the_stdlib_writes_it() -> None:

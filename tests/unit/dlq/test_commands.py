@@ -14,10 +14,10 @@ import pytest
 
 from karrot_streams.dlq import commands
 from karrot_streams.dlq.commands import add_parser, format_table, selection_of, summary
-from karrot_streams.dlq.letters import DeadLetter
+from karrot_streams.dlq.dead_letters import DeadLetter
 from karrot_streams.dlq.reader import Scan
 from karrot_streams.dlq.records import Target
-from karrot_streams.dlq.redrive import LetterOutcome, RedriveReport
+from karrot_streams.dlq.redrive import DeadLetterOutcome, RedriveReport
 from karrot_streams.dlq.selection import InvalidSelection
 from karrot_streams.settings import Settings
 
@@ -71,13 +71,13 @@ def test_format_table() -> None:
 def test_summaries() -> None:
     letter = DeadLetter("dlq.chat-events", 0, 1, 0, None, None)
     outcomes = (
-        LetterOutcome(letter, "REDRIVEN", Target("chat-events", 0, 5)),
-        LetterOutcome(letter, "ALREADY_REDRIVEN"),
+        DeadLetterOutcome(letter, "REDRIVEN", Target("chat-events", 0, 5)),
+        DeadLetterOutcome(letter, "ALREADY_REDRIVEN"),
     )
     assert summary(RedriveReport("dlq.chat-events", False, outcomes)) == (
         "2 selected in dlq.chat-events, 1 redriven, 1 already redriven"
     )
-    dry = (LetterOutcome(letter, "WOULD_REDRIVE"),)
+    dry = (DeadLetterOutcome(letter, "WOULD_REDRIVE"),)
     assert summary(RedriveReport("dlq.chat-events", True, dry)) == (
         "dry run: 1 selected in dlq.chat-events, 1 would be redriven, 0 already redriven"
     )
@@ -140,8 +140,8 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         newest = sorted(LETTERS, key=lambda x: x.timestamp, reverse=True)
         return Scan(letters=newest[:limit], matched=len(LETTERS), complete=True)
 
-    monkeypatch.setattr(commands, "read_letters", letters)
-    monkeypatch.setattr(commands, "list_letters", listing)
+    monkeypatch.setattr(commands, "read_dead_letters", letters)
+    monkeypatch.setattr(commands, "list_dead_letters", listing)
     monkeypatch.setattr(commands.RedriveRecords, "connect", records)
     monkeypatch.setattr(commands, "AIOKafkaProducer", producer)
     return produced

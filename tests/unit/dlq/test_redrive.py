@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from karrot_streams.dlq.letters import DeadLetter, HeaderList, Position
+from karrot_streams.dlq.dead_letters import DeadLetter, HeaderList, Position
 from karrot_streams.dlq.records import RedriveRecord, Target
 from karrot_streams.dlq.redrive import RedriveIncomplete, Redriver
 from karrot_streams.events.failures import TransientFailure

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from karrot_streams.dlq.letters import DeadLetter
+from karrot_streams.dlq.dead_letters import DeadLetter
 from karrot_streams.dlq.selection import (
     InvalidSelection,
     Selection,

@@ -6,12 +6,15 @@ read the new upstream source and adapt ``runtime/internals.py`` before moving th
 
 from __future__ import annotations
 
+import contextvars
 import inspect
 from pathlib import Path
 
 import aiokafka
 import faust
+import faust.streams
 from aiokafka.producer.producer import AIOKafkaProducer
+from faust.agents.agent import Agent
 from faust.sensors.monitor import Monitor
 from faust.tables.base import Collection
 from faust.tables.manager import TableManager
@@ -159,3 +162,45 @@ def test_recovery_positions_are_where_its_own_seek_goes() -> None:
     recovery.standby_offsets[tp] = -1
     assert internals.changelog_positions(app) == {tp: 0}
     assert "changelog_topics" in dir(type(app.tables))
+
+
+def test_agent_actors_are_a_set_filled_as_actors_start() -> None:
+    init = inspect.getsource(Agent.__init__)
+    assert "self._actors = WeakSet()" in init
+    assert "self._actors.add(" in inspect.getsource(Agent._prepare_actor)
+    app = faust.App("internals-actors", autodiscover=False)
+
+    @app.agent()
+    async def idle(stream: object) -> None:
+        return None
+
+    assert internals.agent_actors(idle) == []
+
+
+def test_committed_offsets_at_assignment_are_a_consumer_map() -> None:
+    assert "self._committed_offset = defaultdict(" in inspect.getsource(
+        faust_consumer.Consumer.__init__
+    )
+    assert "self._committed_offset.update(" in inspect.getsource(
+        faust_consumer.Consumer.perform_seek
+    )
+    assert internals.committed_at_assignment(None) == {}
+
+
+def test_monitoring_asks_the_faust_producer_for_its_aiokafka_producer() -> None:
+    source = inspect.getsource(faust_aiokafka.Producer._ensure_producer)
+    assert "self._producer" in source
+
+
+def test_the_current_event_is_faust_streams_context_variable() -> None:
+    class Event:
+        pass
+
+    def set_and_read() -> object:
+        event = Event()
+        internals.make_current_event(event)
+        seen: object = faust.streams.current_event()
+        return seen is event
+
+    # In a copy of the context: the test leaves no current event behind.
+    assert contextvars.copy_context().run(set_and_read) is True

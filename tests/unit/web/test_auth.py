@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from karrot_streams.web.auth import TokenCheck, bearer_token, is_api, needs_token
+from karrot_streams.web.http.auth import TokenCheck, bearer_token, is_api, needs_token
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ from karrot_streams.web.dlq_requests import (
     parse_list_range,
     parse_redrive,
 )
-from karrot_streams.web.errors import BadRequest, NotFound
+from karrot_streams.web.http.errors import BadRequest, NotFound
 
 
 def body(value: Any) -> bytes:

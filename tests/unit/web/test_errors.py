@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from karrot_streams.web.errors import (
+from karrot_streams.web.http.errors import (
     ApiError,
     BadRequest,
     MethodNotAllowed,

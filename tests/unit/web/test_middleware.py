@@ -9,11 +9,12 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from yarl import URL
 
-from karrot_streams.web.auth import TokenCheck
-from karrot_streams.web.errors import ValidationFailed
-from karrot_streams.web.middleware import api_middleware
-from karrot_streams.web.peers import PeerAuth
-from karrot_streams.web.responses import json_response
+from karrot_streams.peer_auth import PeerAuth
+from karrot_streams.publishing.errors import PublishUnavailable
+from karrot_streams.web.http.auth import TokenCheck
+from karrot_streams.web.http.errors import ValidationFailed
+from karrot_streams.web.http.middleware import api_middleware
+from karrot_streams.web.http.responses import json_response
 
 TOKEN = {"Authorization": "Bearer good"}
 ERROR_FIELDS = {"code", "message", "timestamp", "path", "details"}
@@ -27,6 +28,13 @@ async def invalid(request: web.Request) -> web.StreamResponse:
     raise ValidationFailed("Price cannot be negative", details={"field": "payload.price"})
 
 
+async def kafka_down(request: web.Request) -> web.StreamResponse:
+    raise PublishUnavailable(
+        "Kafka did not accept the event; it is stored as FAILED",
+        details={"eventId": "e-1", "reason": "no answer within 15s"},
+    )
+
+
 async def broken(request: web.Request) -> web.StreamResponse:
     raise RuntimeError("secret internals")
 
@@ -37,6 +45,7 @@ async def client() -> AsyncIterator[TestClient[web.Request, web.Application]]:
     app.router.add_get("/api/v1/things/{category}", ok)
     app.router.add_post("/api/v1/invalid", invalid)
     app.router.add_get("/api/v1/broken", broken)
+    app.router.add_post("/api/v1/publish", kafka_down)
     app.router.add_get("/api/v1/monitoring/health", ok)
     app.router.add_get("/metrics", broken)
     async with TestClient(TestServer(app)) as test_client:
@@ -125,3 +134,14 @@ async def test_paths_outside_the_api_are_untouched(
     assert response.status == 500
     assert response.content_type != "application/json"
     assert (await client.get("/elsewhere")).content_type != "application/json"
+
+
+async def test_a_publishing_outage_is_the_same_503(
+    client: TestClient[web.Request, web.Application],
+) -> None:
+    response = await client.post("/api/v1/publish", headers=TOKEN)
+    body = await error_of(response, 503)
+    assert body["code"] == "SERVICE_UNAVAILABLE"
+    assert body["message"] == "Kafka did not accept the event; it is stored as FAILED"
+    assert body["details"] == {"eventId": "e-1", "reason": "no answer within 15s"}
+    assert response.headers["Retry-After"] == "5"

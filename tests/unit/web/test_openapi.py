@@ -10,9 +10,9 @@ from openapi_spec_validator import validate
 from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
 
 from karrot_streams.settings import Settings
-from karrot_streams.web.auth import needs_token
+from karrot_streams.web.http.auth import needs_token
 from karrot_streams.web.openapi import OPENAPI_PATH, openapi_document
-from karrot_streams.web.routes import ROUTES
+from karrot_streams.web.route_table import ROUTES
 
 
 @pytest.fixture(scope="module")

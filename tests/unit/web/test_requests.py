@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from karrot_streams.events.types import NAMESPACE, EventType
-from karrot_streams.web.errors import ApiError, BadRequest, ValidationFailed
-from karrot_streams.web.requests import parse_limit, parse_publish
+from karrot_streams.web.http.errors import ApiError, BadRequest, ValidationFailed
+from karrot_streams.web.http.requests import parse_limit, parse_publish
 
 NOW = datetime(2024, 5, 1, 9, 30, 0, 123456, tzinfo=UTC)
 EVENT_ID = "5b0e8c9e-4e5f-4a43-9c39-2b8f1b3a2d10"

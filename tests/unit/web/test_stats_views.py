@@ -6,7 +6,7 @@ from faust.types import TP
 from prometheus_client import CollectorRegistry
 
 from karrot_streams.monitoring.metrics import Metrics
-from karrot_streams.monitoring.store_counts import StatusCounts
+from karrot_streams.store.status_counts import StatusCounts
 from karrot_streams.web.stats_views import (
     counter_breakdown,
     counter_totals,

@@ -1,7 +1,7 @@
 """The seed's publish flow: store the event as CREATED, produce it, then mark it PUBLISHED.
 
-Kafka refusing or timing out leaves the row FAILED with the reason and answers 503; PostgreSQL
-down answers 503 before anything is produced.
+Kafka refusing or timing out leaves the row FAILED with the reason and raises PublishUnavailable
+(the API answers 503); PostgreSQL down raises it before anything is produced.
 """
 
 from __future__ import annotations
@@ -13,16 +13,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from aiohttp import web
-
 from karrot_streams.avro.codec import encode
 from karrot_streams.avro.registry import WriterSchema
 from karrot_streams.events.failures import TransientFailure
 from karrot_streams.events.model import Event
-from karrot_streams.monitoring.tracing import TRACEPARENT, TRACESTATE, http_trace_headers
+from karrot_streams.events.timestamps import iso_utc
+from karrot_streams.publishing.errors import PublishUnavailable
 from karrot_streams.store.event_store import Status, StoreRow
-from karrot_streams.web.errors import ServiceUnavailable
-from karrot_streams.web.responses import iso_utc
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +91,7 @@ class EventPublisher:
             reason = _describe(exc, self._kafka_timeout_s)
             log.warning("Publishing event %s to %s failed: %s", event.event_id, topic, reason)
             await self._record_failure(event, reason)
-            raise ServiceUnavailable(
+            raise PublishUnavailable(
                 "Kafka did not accept the event; it is stored as FAILED",
                 details={"eventId": event.event_id, "reason": reason},
             ) from exc
@@ -122,7 +119,7 @@ class EventPublisher:
         try:
             await asyncio.wait_for(self._store.upsert([row]), self._store_timeout_s)
         except (TransientFailure, TimeoutError) as exc:
-            raise ServiceUnavailable(
+            raise PublishUnavailable(
                 f"The event store is unavailable; could not {what}",
                 details={"reason": _describe(exc, self._store_timeout_s)},
             ) from exc
@@ -130,7 +127,7 @@ class EventPublisher:
     async def _record_failure(self, event: Event, reason: str) -> None:
         try:
             await self._write(self._row(event, Status.FAILED, reason), "record the failure")
-        except ServiceUnavailable:
+        except PublishUnavailable:
             log.warning(
                 "Event %s stays CREATED: the store refused its FAILED status", event.event_id
             )
@@ -146,11 +143,6 @@ class EventPublisher:
             status=status,
             failure_reason=failure_reason,
         )
-
-
-def request_trace_headers(request: web.Request) -> HeaderList:
-    """The request's W3C ``traceparent``/``tracestate`` for its records, or a new trace."""
-    return http_trace_headers(request.headers.get(TRACEPARENT), request.headers.get(TRACESTATE))
 
 
 def _describe(exc: BaseException, timeout_s: float) -> str:

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, cast
 
 from faust.web.drivers.aiohttp import Web
 
-from karrot_streams.web import commit_monitor
+from karrot_streams.monitoring import commit_monitor
 from karrot_streams.web.aggregates_views import (
     CategoriesView,
     CategoryHourlyView,
@@ -15,19 +15,19 @@ from karrot_streams.web.aggregates_views import (
     RegionNewUsersView,
     SellerSalesView,
 )
-from karrot_streams.web.auth import TokenCheck
 from karrot_streams.web.batch_views import PublishBatchView
 from karrot_streams.web.console_views import ConsoleAssetView, ConsoleView
 from karrot_streams.web.dlq_views import DeadLetterMessagesView, RedriveView
 from karrot_streams.web.events_views import EventView, PublishEventView
-from karrot_streams.web.middleware import api_middleware
+from karrot_streams.web.http.auth import TokenCheck
+from karrot_streams.web.http.middleware import api_middleware
 from karrot_streams.web.monitoring_views import DeadLettersView, HealthView, MetricsView
 from karrot_streams.web.openapi import OPENAPI_PATH, OpenApiView
 from karrot_streams.web.stats_views import StatsView
 from karrot_streams.web.view import ApiView
 
 if TYPE_CHECKING:
-    from karrot_streams.app import KarrotApp
+    from karrot_streams.worker_app import KarrotApp
 
 ROUTES: tuple[tuple[str, type[ApiView]], ...] = (
     ("/api/v1/events", PublishEventView),

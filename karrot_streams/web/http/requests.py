@@ -7,7 +7,7 @@ Every failure is a 400 whose message names the field, with ``details.field`` hol
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -21,7 +21,7 @@ from karrot_streams.events.validation import (
     require_text,
     validate_payload,
 )
-from karrot_streams.web.errors import BadRequest, ValidationFailed
+from karrot_streams.web.http.errors import ApiError, BadRequest, PayloadTooLarge, ValidationFailed
 
 LONG_MIN = -(2**63)
 LONG_MAX = 2**63 - 1
@@ -88,6 +88,32 @@ def parse_event_request(request: object, *, event_id: str, now: datetime) -> Eve
         user_id=optional["userId"],
         source=optional["source"],
     )
+
+
+def parse_batch(
+    body: bytes, *, maximum: int, now: datetime, new_id: Callable[[], str]
+) -> list[Event | ApiError]:
+    """Each item of ``{"events": [...]}`` as its Event, or the error that refuses it."""
+    request = parse_json_object(body)
+    events = request.get("events")
+    if set(request) != {"events"} or not isinstance(events, list):
+        raise BadRequest(
+            'Request body must be {"events": [<event>, ...]}', details={"field": "events"}
+        )
+    if not events:
+        raise BadRequest("events must not be empty", details={"field": "events"})
+    if len(events) > maximum:
+        raise PayloadTooLarge(
+            f"A batch holds at most {maximum} events, got {len(events)}",
+            details={"maxEvents": maximum, "events": len(events)},
+        )
+    parsed: list[Event | ApiError] = []
+    for item in events:
+        try:
+            parsed.append(parse_event_request(item, event_id=new_id(), now=now))
+        except ApiError as exc:
+            parsed.append(exc)
+    return parsed
 
 
 def parse_limit(raw: str | None, *, default: int, maximum: int) -> int:

@@ -3,7 +3,7 @@
 Faust's ``table_route`` routes on the raw path parameter; ours routes on the key the table is
 really keyed by (a normalised category), and forwards with a hop header so two workers that
 disagree during a rebalance cannot bounce a request between them. A forwarded request is signed
-with the group's peer secret (web/peers.py) and does not carry the client's token.
+with the group's peer secret (peer_auth.py) and does not carry the client's token.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import aiohttp
 from aiohttp import web
 from yarl import URL
 
-from karrot_streams.pipeline.facts import table_key
-from karrot_streams.web.errors import ServiceUnavailable
-from karrot_streams.web.peers import FORWARDED_HEADER, PEER_HEADER, PeerAuth, from_peer
+from karrot_streams.peer_auth import FORWARDED_HEADER, PEER_HEADER, PeerAuth, from_peer
+from karrot_streams.tables.facts import table_key
+from karrot_streams.web.http.errors import ServiceUnavailable
 
 FORWARD_TIMEOUT_S = 10.0
 #: Request headers a forwarded request carries on: never ``Authorization``, the client's token

@@ -13,18 +13,18 @@ from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
 from yarl import URL
 
 from karrot_streams.app import create_app
-from karrot_streams.serving import UnsafeConfiguration
-from karrot_streams.settings import Settings
-from karrot_streams.web.auth import TokenCheck
-from karrot_streams.web.middleware import api_middleware
-from karrot_streams.web.peers import (
+from karrot_streams.peer_auth import (
     FORWARDED_HEADER,
     MAX_SKEW_S,
     PEER_HEADER,
     PeerAuth,
     from_peer,
 )
-from karrot_streams.web.routing import ask, forwarded_headers
+from karrot_streams.serving import UnsafeConfiguration
+from karrot_streams.settings import Settings
+from karrot_streams.web.http.auth import TokenCheck
+from karrot_streams.web.http.middleware import api_middleware
+from karrot_streams.web.owner_forwarding import ask, forwarded_headers
 
 KEY = b"a-peer-secret-of-the-group"
 NOW = 1_800_000_000.0

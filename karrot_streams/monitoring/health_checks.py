@@ -12,8 +12,9 @@ from collections.abc import Awaitable, Mapping, Set
 from dataclasses import dataclass, field
 from typing import Any
 
+from karrot_streams.monitoring.commit_monitor import CommitMonitor
 from karrot_streams.monitoring.health import Health
-from karrot_streams.web.commit_monitor import CommitMonitor
+from karrot_streams.runtime import internals
 
 CHECK_TIMEOUT_S = 3.0
 
@@ -40,8 +41,8 @@ async def _within(probe: Awaitable[bool], what: str) -> Check:
 async def broker(app: Any) -> Check:
     """The producer's client refreshes cluster metadata from a broker."""
     try:
-        # Faust keeps its aiokafka producer private; NotReady until the worker started it.
-        client = app.producer._ensure_producer().client
+        # NotReady until the worker started the producer.
+        client = internals.aiokafka_producer(app).client
     except Exception as exc:  # noqa: BLE001
         return Check(False, {"error": f"producer not started: {exc}"[:300]})
     check = await _within(client.force_metadata_update(), "metadata request")

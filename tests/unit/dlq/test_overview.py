@@ -5,7 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
-from karrot_streams.web.dlq_reader import DeadLetters, latest, letter_json, read_window
+from karrot_streams.dlq.overview import DeadLetterOverview, dead_letter_json, latest, read_window
 
 
 def record(offset: int, timestamp: int, topic: str = "dlq.item-events", partition: int = 0) -> Any:
@@ -20,7 +20,7 @@ def record(offset: int, timestamp: int, topic: str = "dlq.item-events", partitio
 
 
 def test_letter_json() -> None:
-    assert letter_json(record(7, 1714555800123)) == {
+    assert dead_letter_json(record(7, 1714555800123)) == {
         "topic": "dlq.item-events",
         "partition": 0,
         "offset": 7,
@@ -34,8 +34,8 @@ def test_letter_without_key_or_headers() -> None:
     letter = record(1, 0)
     letter.key = None
     letter.headers = None
-    assert letter_json(letter)["key"] is None
-    assert letter_json(letter)["headers"] == {}
+    assert dead_letter_json(letter)["key"] is None
+    assert dead_letter_json(letter)["headers"] == {}
 
 
 def test_latest_is_newest_first_across_topics() -> None:
@@ -62,7 +62,7 @@ def test_read_window() -> None:
 
 
 def test_to_json() -> None:
-    letters = DeadLetters({"dlq.user-events": 3, "dlq.chat-events": 0}, [])
+    letters = DeadLetterOverview({"dlq.user-events": 3, "dlq.chat-events": 0}, [])
     assert letters.to_json() == {
         "topics": {"dlq.user-events": {"count": 3}, "dlq.chat-events": {"count": 0}},
         "recent": [],

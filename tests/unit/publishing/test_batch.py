@@ -12,15 +12,17 @@ from typing import Any
 import pytest
 
 from karrot_streams.events.model import Event
-from karrot_streams.web.batch_publishing import BatchResult, parse_batch, publish_batch
-from karrot_streams.web.errors import (
+from karrot_streams.publishing.batch import publish_batch
+from karrot_streams.publishing.errors import PublishUnavailable
+from karrot_streams.publishing.events import Published
+from karrot_streams.web.batch_views import BatchResult, batch_result
+from karrot_streams.web.http.errors import (
     ApiError,
     BadRequest,
     PayloadTooLarge,
-    ServiceUnavailable,
     ValidationFailed,
 )
-from karrot_streams.web.publishing import Published
+from karrot_streams.web.http.requests import parse_batch
 
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 
@@ -92,7 +94,7 @@ class FakePublisher:
         await asyncio.sleep(0.01)
         self.running -= 1
         if event.payload["price"] == 13:
-            raise ServiceUnavailable("Kafka did not accept the event", details={"eventId": "x"})
+            raise PublishUnavailable("Kafka did not accept the event", details={"eventId": "x"})
         self.log.append(f"done {event.aggregate_id} {event.event_id}")
         return Published(event.event_id, NOW, "item-events", 2, next(self.offsets))
 
@@ -100,7 +102,7 @@ class FakePublisher:
 async def test_results_in_request_order() -> None:
     items = parse([item("a"), item("b", price=-1), item("c", price=13), item("d")])
     publisher = FakePublisher()
-    result = await publish_batch(publisher, items)
+    result = batch_result(await publish_batch(publisher, items))
     assert result.status == 207
     assert [r["index"] for r in result.results] == [0, 1, 2, 3]
     assert result.results[0] == {
@@ -126,7 +128,7 @@ async def test_results_in_request_order() -> None:
 async def test_one_aggregate_in_order_others_at_once() -> None:
     items = parse([item("a"), item("b"), item("a"), item("c"), item("a")])
     publisher = FakePublisher()
-    result = await publish_batch(publisher, items)
+    result = batch_result(await publish_batch(publisher, items))
     assert result.status == 200
     steps_of_a = [line for line in publisher.log if " a " in line]
     assert steps_of_a == [

@@ -17,13 +17,13 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from karrot_streams.connections import KafkaConnection
 from karrot_streams.dlq.reader import dlq_consumer, partitions_of, scan_newest
-from karrot_streams.web.responses import iso_utc
+from karrot_streams.events.timestamps import iso_utc
 
 DEFAULT_MAX_BYTES = 32 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
-class DeadLetters:
+class DeadLetterOverview:
     counts: dict[str, int]
     recent: list[dict[str, Any]]
 
@@ -34,7 +34,7 @@ class DeadLetters:
         }
 
 
-def letter_json(record: Any) -> dict[str, Any]:
+def dead_letter_json(record: Any) -> dict[str, Any]:
     """One dead letter: where it sits, when, its key and headers as UTF-8 text."""
     return {
         "topic": record.topic,
@@ -64,13 +64,13 @@ def _text(value: bytes | None) -> str | None:
     return None if value is None else value.decode("utf-8", "replace")
 
 
-async def read_dead_letters(
+async def read_overview(
     kafka: KafkaConnection,
     topics: Sequence[str],
     limit: int,
     timeout_s: float,
     max_bytes: int = DEFAULT_MAX_BYTES,
-) -> DeadLetters:
+) -> DeadLetterOverview:
     async with (
         asyncio.timeout(timeout_s),
         dlq_consumer(kafka, timeout_s, "karrot-streams-dlq-view") as consumer,
@@ -80,7 +80,7 @@ async def read_dead_letters(
 
 async def _read(
     consumer: AIOKafkaConsumer, topics: Sequence[str], limit: int, max_bytes: int
-) -> DeadLetters:
+) -> DeadLetterOverview:
     partitions = await partitions_of(consumer, topics)
     begins: Mapping[TopicPartition, int] = await consumer.beginning_offsets(partitions)
     ends: Mapping[TopicPartition, int] = await consumer.end_offsets(partitions)
@@ -95,4 +95,4 @@ async def _read(
     # Backwards from the end, newest first, within the byte budget: the values (up to 2 MiB
     # each) are read along with the headers shown.
     scan = await scan_newest(consumer, windows, limit=limit, max_bytes=max_bytes)
-    return DeadLetters(counts, [letter_json(r) for r in latest(scan.letters, limit)])
+    return DeadLetterOverview(counts, [dead_letter_json(r) for r in latest(scan.letters, limit)])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from karrot_streams.web.errors import BadRequest, PayloadTooLarge
+from karrot_streams.web.http.errors import BadRequest, PayloadTooLarge
 
 CHUNK = 64 * 1024
 

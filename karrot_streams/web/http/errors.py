@@ -10,7 +10,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from karrot_streams.web.responses import iso_utc
+from karrot_streams.events.timestamps import iso_utc
+from karrot_streams.publishing.errors import PublishUnavailable
 
 
 class ApiError(Exception):
@@ -112,6 +113,11 @@ def from_status(status: int, reason: str, path: str) -> ApiError:
     error.status = status  # an unusual status keeps its own number
     error.code = reason.upper().replace(" ", "_") or "HTTP_ERROR"
     return error
+
+
+def from_publish_failure(error: PublishUnavailable) -> ApiError:
+    """The 503 for an event Kafka or the event store could not take."""
+    return ServiceUnavailable(error.message, details=error.details)
 
 
 def error_body(error: ApiError, path: str, now: datetime) -> dict[str, Any]:

@@ -14,7 +14,8 @@ import time
 from typing import Any
 
 import aiopg
-import psycopg2
+
+from karrot_streams.store.errors import DATABASE_ERROR
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +54,8 @@ class StatusCounts:
                 async with conn.cursor() as cur:
                     await cur.execute(COUNTS_SQL)
                     rows = await cur.fetchall()
-        except (psycopg2.Error, OSError, TimeoutError) as exc:
-            # psycopg2.Error also covers a database the migrations have not reached (no table).
+        except (DATABASE_ERROR, OSError, TimeoutError) as exc:
+            # DATABASE_ERROR also covers a database the migrations have not reached (no table).
             await self.close()  # a timed-out or broken connection is not reused
             self.error = f"{type(exc).__name__}: {exc}"[:300]
             log.debug("Event-store counts unavailable: %s", self.error)

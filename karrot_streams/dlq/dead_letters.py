@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from karrot_streams.events.types import INPUT_TOPICS
 from karrot_streams.pipeline.dead_letters import (
     ADDED_HEADERS,
     EXCEPTION_CLASS,
@@ -21,7 +22,6 @@ from karrot_streams.pipeline.dead_letters import (
     previous_retry_count,
 )
 from karrot_streams.pipeline.messages import normalized_headers
-from karrot_streams.settings import INPUT_TOPICS
 
 REDRIVE_COUNT = "redrive_count"
 REDRIVEN_FROM = "redriven_from"

@@ -19,6 +19,8 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from karrot_streams.runtime import internals
+
 #: Faust's metrics are named ``faust_*`` whatever the app id, so dashboards survive a rename.
 METRICS_PREFIX = "faust"
 
@@ -156,9 +158,9 @@ class WorkerCollector(Collector):
             return {}
         changelogs = self._changelogs()
         out: dict[tuple[str, int], float] = {}
-        # What the group had committed when the partition was assigned (Faust's private map: the
-        # monitor sees only commits made since start), updated by this worker's own commits.
-        committed: dict[Any, int | None] = dict(getattr(consumer, "_committed_offset", None) or {})
+        # What the group had committed when the partition was assigned, updated by this
+        # worker's own commits.
+        committed: dict[Any, int | None] = dict(internals.committed_at_assignment(consumer))
         committed.update(self._monitor.committed_offsets())
         for tp in assignment:
             if tp.topic in changelogs:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from types import SimpleNamespace
 
-from karrot_streams.dlq.letters import DeadLetter, redrive_headers
+from karrot_streams.dlq.dead_letters import DeadLetter, redrive_headers
 from karrot_streams.events.failures import InvalidEvent
 from karrot_streams.monitoring.tracing import trace_headers
 from karrot_streams.pipeline.dead_letters import dead_letter_headers

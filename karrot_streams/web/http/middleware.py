@@ -1,8 +1,9 @@
 """The one aiohttp middleware of ``/api/v1``: bearer tokens first, then every error as JSON.
 
-Whatever goes wrong (no route, wrong method, a view's ApiError, an unexpected exception) the
-client gets the seed's ErrorResponse; an unexpected exception is logged and answered 500 without
-its trace. Paths outside ``/api/v1`` (``/metrics``, Faust's own pages) are left as they are.
+Whatever goes wrong (no route, wrong method, a view's ApiError, a service's domain error, an
+unexpected exception) the client gets the seed's ErrorResponse; an unexpected exception is logged
+and answered 500 without its trace. Paths outside ``/api/v1`` (``/metrics``, Faust's own pages)
+are left as they are.
 """
 
 from __future__ import annotations
@@ -14,17 +15,19 @@ from datetime import UTC, datetime
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from karrot_streams.web.auth import TokenCheck, bearer_token, is_api, needs_token
-from karrot_streams.web.errors import (
+from karrot_streams.peer_auth import FROM_PEER, PeerAuth
+from karrot_streams.publishing.errors import PublishUnavailable
+from karrot_streams.web.http.auth import TokenCheck, bearer_token, is_api, needs_token
+from karrot_streams.web.http.errors import (
     ApiError,
     InternalError,
     MethodNotAllowed,
     Unauthorized,
     error_body,
+    from_publish_failure,
     from_status,
 )
-from karrot_streams.web.peers import FROM_PEER, PeerAuth
-from karrot_streams.web.responses import json_response
+from karrot_streams.web.http.responses import json_response
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +65,9 @@ def api_middleware(tokens: TokenCheck, peers: PeerAuth) -> Middleware:
             return error_response(denied, request)
         try:
             return await handler(request)
-        except ApiError as error:
-            return error_response(error, request)
+        except (ApiError, PublishUnavailable) as error:
+            api_error = error if isinstance(error, ApiError) else from_publish_failure(error)
+            return error_response(api_error, request)
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise  # redirects pass through

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from karrot_streams.events.timestamps import iso_epoch
 from karrot_streams.tables import aggregates as agg
 from karrot_streams.tables.declarations import window_of
-from karrot_streams.web.responses import iso_epoch
 
 
 def recent_windows(table: Any, now: float, size: float, count: int) -> list[tuple[float, float]]:

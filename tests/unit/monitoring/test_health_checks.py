@@ -9,9 +9,9 @@ from faust.sensors.prometheus import FaustMetrics
 from faust.types import TP
 from prometheus_client import CollectorRegistry
 
+from karrot_streams.monitoring.commit_monitor import CommitMonitor
 from karrot_streams.monitoring.health import Health
-from karrot_streams.web.commit_monitor import CommitMonitor
-from karrot_streams.web.health_checks import commit_progress, pipeline, tables
+from karrot_streams.monitoring.health_checks import commit_progress, pipeline, tables
 
 STALL = 120.0
 

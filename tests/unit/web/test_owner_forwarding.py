@@ -6,8 +6,8 @@ import pytest
 from aiokafka.partitioner import DefaultPartitioner, murmur2
 from yarl import URL
 
-from karrot_streams.pipeline.facts import table_key
-from karrot_streams.web.routing import owner_of, partition_of, same_node
+from karrot_streams.tables.facts import table_key
+from karrot_streams.web.owner_forwarding import owner_of, partition_of, same_node
 
 
 @pytest.mark.parametrize("key", ["디지털기기", "electronics", "KRW", "seller-42", ""])

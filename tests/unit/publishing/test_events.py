@@ -18,9 +18,9 @@ from karrot_streams.avro.schemas import load
 from karrot_streams.events.failures import TransientFailure
 from karrot_streams.events.model import Event
 from karrot_streams.events.types import PAYLOAD_RECORD_OF, EventType
+from karrot_streams.publishing.errors import PublishUnavailable
+from karrot_streams.publishing.events import EventPublisher
 from karrot_streams.store.event_store import Status, StoreRow
-from karrot_streams.web.errors import ServiceUnavailable
-from karrot_streams.web.publishing import EventPublisher
 
 NOW = datetime(2024, 5, 1, 9, 30, tzinfo=UTC)
 LATER = datetime(2024, 5, 1, 9, 30, 1, tzinfo=UTC)
@@ -128,7 +128,7 @@ async def test_publish_stores_produces_and_marks_published() -> None:
 
 async def test_kafka_refusing_leaves_a_failed_row_and_answers_503() -> None:
     store, kafka = FakeStore(), FakeKafka(refuse=RuntimeError("broker gone"))
-    with pytest.raises(ServiceUnavailable) as caught:
+    with pytest.raises(PublishUnavailable) as caught:
         await publisher(store, kafka).publish(event())
     assert [row.status for row in store.rows] == [Status.CREATED, Status.FAILED]
     assert store.rows[1].failure_reason == "RuntimeError: broker gone"
@@ -141,7 +141,7 @@ async def test_kafka_refusing_leaves_a_failed_row_and_answers_503() -> None:
 
 async def test_kafka_not_acknowledging_in_time_is_a_failure() -> None:
     store, kafka = FakeStore(), FakeKafka(hang=True)
-    with pytest.raises(ServiceUnavailable):
+    with pytest.raises(PublishUnavailable):
         await publisher(store, kafka, timeout_s=0.05).publish(event())
     assert store.rows[-1].status is Status.FAILED
     assert store.rows[-1].failure_reason is not None
@@ -150,7 +150,7 @@ async def test_kafka_not_acknowledging_in_time_is_a_failure() -> None:
 
 async def test_database_down_answers_503_and_produces_nothing() -> None:
     store, kafka = FakeStore(down=True), FakeKafka()
-    with pytest.raises(ServiceUnavailable) as caught:
+    with pytest.raises(PublishUnavailable) as caught:
         await publisher(store, kafka).publish(event())
     assert kafka.sent == []
     assert "event store" in caught.value.message

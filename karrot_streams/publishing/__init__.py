@@ -1,0 +1,1 @@
+"""Publishing events from outside the stream: store, produce, mark PUBLISHED; one or a batch."""

@@ -1,0 +1,1 @@
+"""HTTP plumbing of the API: tokens, bodies, request parsing, errors, responses, middleware."""
