@@ -97,12 +97,12 @@ async def consumer() -> AsyncIterator[BatchDeliveryConsumer]:
 
 async def scripted(consumer: BatchDeliveryConsumer, steps: list[Any]) -> Script:
     script = Script(consumer, steps)
-    consumer._wait_next_records = script.next_records  # type: ignore[method-assign]
-    consumer.perform_seek = script.perform_seek  # type: ignore[method-assign]
+    consumer._wait_next_records = script.next_records
+    consumer.perform_seek = script.perform_seek
     consumer._deliver = script.deliver  # type: ignore[method-assign]
-    consumer._to_message = lambda tp, record: record  # type: ignore[method-assign]
-    consumer.highwater = lambda tp: 0  # type: ignore[method-assign]
-    consumer.assignment = lambda: {TP0, TP1, CHANGELOG}  # type: ignore[method-assign]
+    consumer._to_message = lambda tp, record: record
+    consumer.highwater = lambda tp: 0
+    consumer.assignment = lambda: {TP0, TP1, CHANGELOG}
     # The seek that follows the worker's first resume, before the script starts.
     await consumer._read_again()
     script.log.clear()
