@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install lint unit integration stack-up stack-down stack-status bench soak clean browser promtool
+.PHONY: help check run test install lint unit integration stack-up stack-down stack-status bench soak clean browser promtool
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -13,7 +13,21 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+## The venv in .venv with the project and its dev tools, again whenever pyproject.toml changes.
 install: $(STAMP)
+
+## This list: each target with the first sentence of the comment above it.
+## A variable between the comment and its target (browser's) keeps the comment; a blank line ends it.
+help:
+	@awk '/^## / { text = text (text ? " " : "") substr($$0, 4); next } \
+	  /^[A-Za-z_][A-Za-z0-9_]* *[:?+]?=/ { next } \
+	  /^[a-zA-Z0-9_-]+:([^=]|$$)/ && text { sub(/:.*/, "", $$1); sub(/\. .*/, ".", text); \
+	    printf "  %-14s %s\n", $$1, text } { text = "" }' $(MAKEFILE_LIST)
+
+## The fast lane, seconds and no stack: lint, formatting, types, import contracts, unit tests.
+## CI runs it before `make test`, so a slip fails there before Chromium and Kafka start.
+check: lint promtool
+	$(BIN)/pytest tests/unit
 
 ## The main job on local defaults: stack, topics, schemas, migrations, a worker, demo traffic.
 run: install stack-up
@@ -23,15 +37,19 @@ run: install stack-up
 test: install stack-up browser promtool lint
 	$(BIN)/pytest -m "not soak" tests
 
+## Ruff (lint and format) and mypy over the package, the tests and the bench; import contracts.
+## lint-imports runs once the tree has its contracts (.importlinter or [tool.importlinter]).
 lint: install
 	$(BIN)/ruff check karrot_streams tests bench
 	$(BIN)/ruff format --check karrot_streams tests bench
-	$(BIN)/mypy karrot_streams
+	$(BIN)/mypy karrot_streams tests bench
 	$(BIN)/lint-imports
 
+## The unit tests alone (tests/unit): pure code, no stack.
 unit: install promtool
 	$(BIN)/pytest tests/unit
 
+## The integration tests against the local stack (started when it is not running).
 integration: install stack-up browser
 	$(BIN)/pytest -m "integration and not soak" tests/integration
 
@@ -55,18 +73,23 @@ promtool:
 stack-up:
 	KARROT_STACK_SECURE=$${KARROT_STACK_SECURE:-1} bash stack/stack.sh start
 
+## Stop the local stack.
 stack-down:
 	bash stack/stack.sh stop
 
+## Whether each service of the local stack is up.
 stack-status:
 	bash stack/stack.sh status
 
+## The benchmark against the Quix Streams peer, see docs/performance.md.
 bench: install stack-up
 	$(BIN)/pip install --quiet --no-deps -r bench/requirements-peer.txt
 	$(BIN)/python -m bench
 
+## The long fault runs: bigger counts, longer outages, the three-broker cluster.
 soak: install stack-up
 	$(BIN)/pytest -m soak tests
 
+## Remove the local data and build leftovers.
 clean:
 	rm -rf .karrot-data build *.egg-info

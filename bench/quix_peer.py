@@ -46,14 +46,14 @@ class Processed:
     price: int
 
 
-class EnrichedBytes(Serializer):
+class EnrichedBytes(Serializer):  # type: ignore[misc]  # quixstreams: not analysed
     """The enriched topic's value: the Avro bytes already encoded with the enriched writer."""
 
     def __call__(self, value: Processed, ctx: SerializationContext) -> bytes:
         return value.enriched
 
 
-class EventStoreSink(BatchingSink):
+class EventStoreSink(BatchingSink):  # type: ignore[misc]  # quixstreams: not analysed
     """Upserts each checkpoint's rows, one statement per topic partition."""
 
     def __init__(self, dsn: str) -> None:

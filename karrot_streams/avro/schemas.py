@@ -1,17 +1,23 @@
-"""The .avsc files in ``schemas/``: the source of truth for every subject the project owns."""
+"""The .avsc files in ``karrot_streams/schemas/``: the source of truth for every subject we own.
+
+They ship inside the package and are read through ``importlib.resources``, so an installed worker
+or ``karrot-streams init`` finds them wherever it runs. The checkout's top-level ``schemas/``, the
+path the upstream producers' contract names, is a symlink to that folder.
+"""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from typing import Any
 
 import fastavro
 
 from karrot_streams.events.types import INPUT_TOPICS, enriched_topic, value_subject
 
-SCHEMAS_DIR = Path(__file__).resolve().parents[2] / "schemas"
+SCHEMAS_DIR: Traversable = files("karrot_streams") / "schemas"
 
 
 @dataclass(frozen=True)
@@ -25,7 +31,7 @@ class SubjectSchema:
         return str(self.parsed["name"])
 
 
-def load(subject: str, directory: Path = SCHEMAS_DIR) -> SubjectSchema:
+def load(subject: str, directory: Traversable = SCHEMAS_DIR) -> SubjectSchema:
     raw = json.loads((directory / f"{subject}.avsc").read_text(encoding="utf-8"))
     return SubjectSchema(subject=subject, raw=raw, parsed=fastavro.parse_schema(raw))
 
@@ -37,5 +43,5 @@ def owned_subjects() -> list[str]:
     ]
 
 
-def load_all(directory: Path = SCHEMAS_DIR) -> dict[str, SubjectSchema]:
+def load_all(directory: Traversable = SCHEMAS_DIR) -> dict[str, SubjectSchema]:
     return {subject: load(subject, directory) for subject in owned_subjects()}

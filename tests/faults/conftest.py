@@ -18,6 +18,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
+from pydantic import SecretStr
 
 from karrot_streams.avro.registry import WriterSchema
 from karrot_streams.events.topics import InternalTopics
@@ -79,7 +80,7 @@ def fault_settings(fault_stack: FaultStack) -> Settings:
     return Settings(
         kafka_bootstrap=fault_stack.bootstrap,
         schema_registry_url=fault_stack.registry_url,
-        database_url=fault_stack.dsn,  # type: ignore[arg-type]  pydantic converts to SecretStr
+        database_url=SecretStr(fault_stack.dsn),
     )
 
 

@@ -142,7 +142,10 @@ async def check(
     found = await store.wait_for_statuses(dsn, expected, timeout_s=timeout_s)
     rows_missing = [i for i, s in expected.items() if found.get(i, ("",))[0] != s]
 
-    poison = Counter((r.topic, r.key, r.raw) for r in batch if r.poison)
+    # Keyed as _dead_lettered keys what it reads back, so the two compare entry by entry.
+    poison: Counter[tuple[str, bytes | None, bytes | None]] = Counter(
+        (r.topic, r.key, r.raw) for r in batch if r.poison
+    )
     raw_of = {r.event.event_id: r.raw for r in batch if r.event is not None and not r.poison}
     while True:
         seen = await _forwarded(bootstrap, tag)

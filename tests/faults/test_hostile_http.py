@@ -115,8 +115,8 @@ async def api(workers: Workers, fault_settings: Settings) -> AsyncIterator[Api]:
     yield client
     client.client.close()
     assert worker.process is not None and worker.process.poll() is None, worker.tail()
-    async with httpx.AsyncClient(timeout=10) as client:
-        answer = await client.get(worker.url + "/api/v1/monitoring/health")
+    async with httpx.AsyncClient(timeout=10) as health_client:
+        answer = await health_client.get(worker.url + "/api/v1/monitoring/health")
     assert answer.status_code == 200, answer.text
     assert "Unexpected error" not in worker.tail(5000), worker.tail(200)
 

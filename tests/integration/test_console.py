@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -127,11 +127,18 @@ def browser(tmp_path: Path) -> Iterator[WebDriver]:
 
 
 def wait_for(
-    driver: WebDriver, probe: Callable[[WebDriver], T], what: str, timeout_s: float = EVENTUALLY_S
+    driver: WebDriver,
+    probe: Callable[[WebDriver], T | Literal[False]],
+    what: str,
+    timeout_s: float = EVENTUALLY_S,
 ) -> T:
-    """``probe``'s first truthy answer; a page re-rendered under the probe is probed again."""
+    """``probe``'s first truthy answer; a page re-rendered under the probe is probed again.
 
-    def attempt(d: WebDriver) -> T | bool:
+    A probe says "not yet" with False (any falsy answer works, but False is what lets the type
+    of the answer exclude it).
+    """
+
+    def attempt(d: WebDriver) -> T | Literal[False]:
         try:
             return probe(d)
         except StaleElementReferenceException:
@@ -168,7 +175,8 @@ def api_requests(driver: WebDriver) -> list[str]:
 
 def script_errors(driver: WebDriver) -> list[dict[str, Any]]:
     """The console's JavaScript errors (failed requests are logged too, and expected here)."""
-    return [entry for entry in driver.get_log("browser") if entry.get("source") != "network"]
+    logs = driver.get_log("browser")  # type: ignore[no-untyped-call]  # unannotated in selenium
+    return [entry for entry in logs if entry.get("source") != "network"]
 
 
 def long_chat_message(tag: str, writers: dict[str, WriterSchema]) -> Record:
@@ -287,10 +295,10 @@ async def test_console_shows_the_stream_and_redrives_a_dead_letter(
                 return row
         return None
 
-    def poison_letter(d: WebDriver) -> dict[str, str] | None:
+    def poison_letter(d: WebDriver) -> dict[str, str] | Literal[False]:
         row = poison_row(d)
         if row is None:
-            return None
+            return False
         return {name: row.get_attribute(f"data-{name}") or "" for name in LETTER_ATTRIBUTES} | {
             "text": row.text
         }

@@ -51,10 +51,10 @@ def compute(records: Iterable[Record], fee_rate: Decimal) -> Truth:
         if record.poison or event is None or event.event_type is not EventType.PAYMENT_COMPLETED:
             continue
         payload = event.payload
-        category = item_category.get(payload["itemId"])
-        if category is not None:
-            sold[category] += 1
-            sold_amount[category] += payload["amount"]
+        sold_category = item_category.get(payload["itemId"])
+        if sold_category is not None:
+            sold[sold_category] += 1
+            sold_amount[sold_category] += payload["amount"]
         fee, net = payment_fee(payload["amount"], fee_rate)
         seller = truth.sellers.setdefault(
             payload["sellerId"],

@@ -12,7 +12,9 @@ import pytest
 from pydantic import SecretStr, ValidationError
 
 from karrot_streams.app import create_app
+from karrot_streams.avro import schemas
 from karrot_streams.avro.registry import SchemaRegistry
+from karrot_streams.avro.schemas import SubjectSchema
 from karrot_streams.connections import KafkaConnection, as_connection, kafka_connection
 from karrot_streams.monitoring.health import Health
 from karrot_streams.redaction import install_log_redaction, redacted
@@ -230,9 +232,7 @@ async def test_registry_errors_are_redacted() -> None:
     assert "user:***@" in str(failed.value)
 
 
-def _schema() -> object:
-    from karrot_streams.avro import schemas  # noqa: PLC0415
-
+def _schema() -> SubjectSchema:
     return schemas.load("user-events-value")
 
 

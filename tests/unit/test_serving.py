@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
+from yarl import URL
 
 from karrot_streams.app import create_app
 from karrot_streams.serving import (
@@ -149,7 +150,7 @@ async def test_the_check_runs_again_at_start_on_what_the_cli_changed() -> None:
     app = create_app(Settings())
     # What ``faust worker --web-bind 0.0.0.0 --web-host 0.0.0.0`` does after create_app().
     app.conf.web_bind = ANY
-    app.conf.canonical_url = "http://0.0.0.0:6066"
+    app.conf.canonical_url = URL("http://0.0.0.0:6066")
     with pytest.raises(UnsafeConfiguration, match="KARROT_ADVERTISED_URL"):
         await app.on_first_start()
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from aiokafka import TopicPartition
 
+from karrot_streams.dlq.letters import DeadLetter
 from karrot_streams.dlq.reader import record_size, scan_newest
 
 TOPIC = "dlq.user-events"
@@ -88,7 +89,7 @@ async def test_a_rare_match_is_found_and_the_whole_range_counted() -> None:
     data = topic_of(2, 3000)
     rare = {(0, 17), (1, 2500)}
 
-    def keep(letter: Any) -> bool:
+    def keep(letter: DeadLetter) -> bool:
         return (letter.partition, letter.offset) in rare
 
     scan = await scan_newest(
@@ -104,7 +105,7 @@ async def test_the_byte_budget_stops_the_read_and_says_where() -> None:
     data = topic_of(2, 5000, size=10_000)
     budget = 1_000_000  # about a hundred letters of 10 kB
 
-    def keep(letter: Any) -> bool:
+    def keep(letter: DeadLetter) -> bool:
         return letter.offset == 3  # old: never reached within the budget
 
     scan = await scan_newest(FakeConsumer(data), whole(data), limit=10, max_bytes=budget, keep=keep)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from karrot_streams.dlq import commands
 from karrot_streams.dlq.commands import add_parser, format_table, selection_of, summary
 from karrot_streams.dlq.dead_letters import DeadLetter
 from karrot_streams.dlq.reader import Scan
-from karrot_streams.dlq.records import Target
+from karrot_streams.dlq.records import RedriveRecords, Target
 from karrot_streams.dlq.redrive import DeadLetterOutcome, RedriveReport
 from karrot_streams.dlq.selection import InvalidSelection
 from karrot_streams.settings import Settings
@@ -142,7 +143,7 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     monkeypatch.setattr(commands, "read_dead_letters", letters)
     monkeypatch.setattr(commands, "list_dead_letters", listing)
-    monkeypatch.setattr(commands.RedriveRecords, "connect", records)
+    monkeypatch.setattr(RedriveRecords, "connect", records)
     monkeypatch.setattr(commands, "AIOKafkaProducer", producer)
     return produced
 
@@ -234,7 +235,7 @@ async def test_a_filtered_or_dry_redrive_is_not_asked_about(
 async def test_without_a_terminal_the_question_is_answered_no(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(commands.sys.stdin, "isatty", lambda: False)
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: False)
     assert await commands.ask("Redrive? ") is False
 
 

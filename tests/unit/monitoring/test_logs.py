@@ -65,7 +65,9 @@ def test_the_merged_config_routes_every_logger_through_json() -> None:
             | {"root": {"level": "INFO", "handlers": ["default"]}}
         )
         stream = io.StringIO()
-        root.handlers[0].setStream(stream)
+        handler = root.handlers[0]
+        assert isinstance(handler, logging.StreamHandler)
+        handler.setStream(stream)
         logging.getLogger("aiokafka.consumer").info("joined")
         assert json.loads(stream.getvalue())["logger"] == "aiokafka.consumer"
     finally:

@@ -114,6 +114,7 @@ async def test_publish_stores_produces_and_marks_published() -> None:
     decoded = fastavro.schemaless_reader(
         io.BytesIO(avro), writers()["item-events"].parsed, None, return_record_name=True
     )
+    assert isinstance(decoded, dict)
     assert decoded["eventId"] == event().event_id
     assert decoded["payload"][1]["title"] == "아이폰"
     assert published.to_json() == {

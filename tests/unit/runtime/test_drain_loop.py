@@ -105,9 +105,9 @@ async def scripted(consumer: BatchDeliveryConsumer, steps: list[Any]) -> Script:
     consumer.perform_seek = script.perform_seek  # type: ignore[method-assign]
     consumer._seek = script.seek_one  # type: ignore[method-assign]
     consumer._deliver = script.deliver  # type: ignore[method-assign]
-    consumer._to_message = lambda tp, record: record  # type: ignore[method-assign]
-    consumer.highwater = lambda tp: 0  # type: ignore[method-assign]
-    consumer.assignment = lambda: {TP0, TP1, CHANGELOG}  # type: ignore[method-assign]
+    consumer._to_message = lambda tp, record: record
+    consumer.highwater = lambda tp: 0
+    consumer.assignment = lambda: {TP0, TP1, CHANGELOG}
     # The seek that follows the worker's first resume, before the script starts.
     await consumer._read_again()
     script.log.clear()

@@ -19,6 +19,7 @@ from faust.sensors.monitor import Monitor
 from faust.tables.base import Collection
 from faust.tables.manager import TableManager
 from faust.transport import consumer as faust_consumer
+from faust.transport.conductor import Conductor
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from mode.utils.queues import FlowControlEvent
 
@@ -74,6 +75,7 @@ def test_consumer_internals_used_by_the_drain_loop() -> None:
 def test_conductor_indexes() -> None:
     app = faust.App("internals-shape", autodiscover=False)
     conductor = app.topics
+    assert isinstance(conductor, Conductor)
     assert isinstance(conductor._topic_name_index, dict)
     assert isinstance(conductor._acking_topics, set)
     assert "_topic_name_index" in inspect.getsource(type(conductor)._update_indices)
@@ -116,13 +118,18 @@ def test_monitor_inbound_times() -> None:
 def test_changelog_name_is_one_method_read_when_the_topic_is_made() -> None:
     assert callable(Collection._changelog_topic_name)
     assert "self._changelog_topic_name()" in inspect.getsource(Collection._new_changelog_topic)
-    assert isinstance(Collection.changelog_topic, property)
-    assert Collection.changelog_topic.fset is not None
+    # Faust's annotations describe an instance's attribute; on the class it is the property.
+    changelog_topic = inspect.getattr_static(Collection, "changelog_topic")
+    assert isinstance(changelog_topic, property)
+    assert changelog_topic.fset is not None
     # The manager indexes changelogs by name when a table is added; the runtime re-indexes.
     assert "self._changelogs[table.changelog_topic.get_topic_name()] = table" in (
         inspect.getsource(TableManager.add)
     )
-    assert "set(self._changelogs.keys())" in inspect.getsource(TableManager.changelog_topics.fget)
+    changelog_topics = inspect.getattr_static(TableManager, "changelog_topics")
+    assert isinstance(changelog_topics, property)
+    assert changelog_topics.fget is not None
+    assert "set(self._changelogs.keys())" in inspect.getsource(changelog_topics.fget)
 
 
 def test_queues_are_cleared_through_one_flow_control_method() -> None:

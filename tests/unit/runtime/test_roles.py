@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from faust.topics import Topic
+
 from karrot_streams.app import create_app
 from karrot_streams.settings import Settings
 
@@ -45,4 +47,6 @@ def test_aggregates_role_has_its_own_group_and_the_same_changelogs() -> None:
     # The assignor and recovery find tables by these names.
     assert app.tables.changelog_topics == changelogs
     # What the store and a changelog record are encoded with survives the re-pinning.
-    assert app.tables["items"].changelog_topic.value_serializer == "orjson"
+    changelog = app.tables["items"].changelog_topic
+    assert isinstance(changelog, Topic)
+    assert changelog.value_serializer == "orjson"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from aiohttp import web
+from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient, TestServer
 from yarl import URL
 
@@ -52,10 +52,10 @@ async def client() -> AsyncIterator[TestClient[web.Request, web.Application]]:
         yield test_client
 
 
-async def error_of(response: web.Response | object, status: int) -> dict[str, object]:
-    assert getattr(response, "status") == status  # noqa: B009
-    assert getattr(response, "content_type") == "application/json"  # noqa: B009
-    body: dict[str, object] = await response.json()  # type: ignore[attr-defined]
+async def error_of(response: ClientResponse, status: int) -> dict[str, object]:
+    assert response.status == status
+    assert response.content_type == "application/json"
+    body: dict[str, object] = await response.json()
     assert set(body) == ERROR_FIELDS
     assert str(body["timestamp"]).endswith("Z")
     return body
