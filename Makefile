@@ -4,6 +4,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+## Package coverage, reported by the unit and test runs (a variable, not pytest addopts: a single
+## test run from an editor stays quiet). `make unit COV=` turns it off.
+COV ?= --cov=karrot_streams --cov-report=term:skip-covered
 
 .PHONY: run test install lint unit integration stack-up stack-down stack-status bench soak clean browser promtool
 
@@ -21,7 +24,7 @@ run: install stack-up
 
 ## Everything CI runs: lint, types, unit and integration tests against the real stack.
 test: install stack-up browser promtool lint
-	$(BIN)/pytest -m "not soak" tests
+	$(BIN)/pytest $(COV) -m "not soak" tests
 
 lint: install
 	$(BIN)/ruff check karrot_streams tests bench
@@ -29,7 +32,7 @@ lint: install
 	$(BIN)/mypy karrot_streams
 
 unit: install promtool
-	$(BIN)/pytest tests/unit
+	$(BIN)/pytest $(COV) tests/unit
 
 integration: install stack-up browser
 	$(BIN)/pytest -m "integration and not soak" tests/integration
