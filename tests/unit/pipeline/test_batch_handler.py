@@ -464,3 +464,17 @@ async def test_batch_sizes_are_observed() -> None:
 
     assert rig.metric("karrot_pipeline_batch_size_count") == 2
     assert rig.metric("karrot_pipeline_batch_size_sum") == 3
+
+
+async def test_a_refused_batch_still_dead_letters_the_records_without_a_row() -> None:
+    refused = item_created("i1")
+    rig = Rig(store=FakeStore(refused=[refused.event_id]))
+
+    outcomes = await rig.handler.handle(
+        [incoming(refused), incoming(topic="item-events", value=b"junk", offset=1)]
+    )
+
+    assert [type(o) for o in outcomes] == [Rejected, Rejected]
+    # Row by row, the undecodable record has none to write: it is not retried, just sent on.
+    assert [len(call) for call in rig.store.calls] == [1] + [1] * RETRY_ATTEMPTS
+    assert len(rig.send.to("dlq.item-events")) == 2
