@@ -4,6 +4,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+## Package coverage, reported by the unit and test runs (a variable, not pytest addopts: a single
+## test run from an editor stays quiet). `make unit COV=` turns it off.
+COV ?= --cov=karrot_streams --cov-report=term:skip-covered
 
 .PHONY: help check run test install lint unit integration stack-up stack-down stack-status bench soak clean browser promtool
 
@@ -35,7 +38,7 @@ run: install stack-up
 
 ## Everything CI runs: lint, types, unit and integration tests against the real stack.
 test: install stack-up browser promtool lint
-	$(BIN)/pytest -m "not soak" tests
+	$(BIN)/pytest $(COV) -m "not soak" tests
 
 ## Ruff (lint and format) and mypy over the package, the tests and the bench; import contracts.
 ## lint-imports runs once the tree has its contracts (.importlinter or [tool.importlinter]).
@@ -47,7 +50,7 @@ lint: install
 
 ## The unit tests alone (tests/unit): pure code, no stack.
 unit: install promtool
-	$(BIN)/pytest tests/unit
+	$(BIN)/pytest $(COV) tests/unit
 
 ## The integration tests against the local stack (started when it is not running).
 integration: install stack-up browser
