@@ -70,7 +70,7 @@ class BatchDeliveryConsumer(internals.consumer_class()):  # type: ignore[misc]
         self._origin: dict[TP, int] = {}
         internals.on_queues_cleared(self.app, self._queues_cleared)
 
-    async def _drain_messages(self, fetcher: Any) -> None:  # noqa: PLR0912  one loop, kept whole
+    async def _drain_messages(self, fetcher: Any) -> None:
         consumer_should_stop = self._stopped.is_set
         fetcher_should_stop = fetcher._stopped.is_set
         try:
