@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import psycopg2
 import pytest
 
 from karrot_streams import resources as resources_module
@@ -13,8 +12,10 @@ from karrot_streams.avro import schemas
 from karrot_streams.avro.registry import SchemaIncompatible, SchemaRegistry, WriterSchema
 from karrot_streams.avro.schemas import SubjectSchema
 from karrot_streams.events.failures import TransientFailure
+from karrot_streams.events.types import INPUT_TOPICS
 from karrot_streams.resources import Resources
-from karrot_streams.settings import INPUT_TOPICS, Settings
+from karrot_streams.settings import Settings
+from karrot_streams.store.errors import StoreUnavailable
 from karrot_streams.store.event_store import EventStore
 
 
@@ -76,7 +77,8 @@ def migrations_down(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     async def migrate(dsn: str) -> list[int]:
         calls.append(dsn)
         if len(calls) <= 2:
-            raise psycopg2.OperationalError("connection refused")
+            # What migrate raises when PostgreSQL is not up (it wraps psycopg2's errors).
+            raise StoreUnavailable("connection refused")
         return [1]
 
     monkeypatch.setattr(resources_module, "migrate", migrate)

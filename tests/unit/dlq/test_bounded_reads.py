@@ -8,7 +8,7 @@ from typing import Any
 
 from aiokafka import TopicPartition
 
-from karrot_streams.dlq.letters import DeadLetter
+from karrot_streams.dlq.dead_letters import DeadLetter
 from karrot_streams.dlq.reader import record_size, scan_newest
 
 TOPIC = "dlq.user-events"

@@ -10,11 +10,10 @@ from typing import Any
 import pytest
 from faust.types import TP
 
-from karrot_streams.monitoring import liveness
+from karrot_streams.monitoring import health_checks, liveness
 from karrot_streams.monitoring.health import Health
+from karrot_streams.monitoring.health_checks import agents_by_topic, behind
 from karrot_streams.monitoring.metrics import Metrics
-from karrot_streams.web import health_checks
-from karrot_streams.web.health_checks import agents_by_topic, behind
 
 
 @pytest.fixture(autouse=True)

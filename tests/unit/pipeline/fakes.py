@@ -8,17 +8,15 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 
-import psycopg2
-
 from karrot_streams.avro import schemas
 from karrot_streams.avro.codec import encode
 from karrot_streams.avro.registry import SchemaRegistry, WriterSchema
 from karrot_streams.events.failures import TransientFailure, UndecodableMessage
 from karrot_streams.events.model import Event
-from karrot_streams.events.types import PAYLOAD_RECORD_OF, EventType, value_subject
+from karrot_streams.events.types import INPUT_TOPICS, PAYLOAD_RECORD_OF, EventType, value_subject
 from karrot_streams.pipeline.handler import Outgoing
 from karrot_streams.pipeline.messages import Incoming
-from karrot_streams.settings import INPUT_TOPICS
+from karrot_streams.store.errors import RowsRefused, StoreUnavailable
 from karrot_streams.store.event_store import EventStore, StoreRow, collapse
 
 OCCURRED = datetime(2026, 11, 30, 9, 15, tzinfo=UTC)
@@ -62,9 +60,11 @@ class FakeRegistry(SchemaRegistry):
 class FakeStore(EventStore):
     """Rows by event id, status forward only (as the real upsert); can be down or refuse rows.
 
-    ``down_for``: that many calls raise TransientFailure (PostgreSQL unreachable).
-    ``refused``: event ids whose rows the database rejects (psycopg2.DataError), in any call
-    that carries them, the way one bad row fails the whole multi-row statement.
+    It raises what the real store raises (store/errors.py), not psycopg2's errors:
+    ``down_for``: that many calls raise StoreUnavailable, a TransientFailure (PostgreSQL
+    unreachable). ``refused``: event ids whose rows the database rejects (RowsRefused, as the
+    store turns a psycopg2.DataError), in any call that carries them, the way one bad row fails
+    the whole multi-row statement.
     """
 
     def __init__(self, *, down_for: int = 0, refused: Iterable[str] = ()) -> None:
@@ -79,9 +79,9 @@ class FakeStore(EventStore):
         self.calls.append(batch)
         if self.down_for > 0:
             self.down_for -= 1
-            raise TransientFailure("PostgreSQL unavailable: connection refused")
+            raise StoreUnavailable("PostgreSQL unavailable: connection refused")
         if any(row.event_id in self.refused for row in batch):
-            raise psycopg2.DataError("value too long for type character varying(255)")
+            raise RowsRefused("value too long for type character varying(255)")
         for row in collapse([*self.rows.values(), *batch]):
             self.rows[row.event_id] = row
 

@@ -13,14 +13,14 @@ import pytest
 from karrot_streams.avro.codec import decode
 from karrot_streams.avro.framing import unframe
 from karrot_streams.events.failures import RetriesExhausted
+from karrot_streams.events.topics import InternalTopics
 from karrot_streams.monitoring.health import Health
 from karrot_streams.monitoring.metrics import Metrics
-from karrot_streams.pipeline.facts import table_key
 from karrot_streams.pipeline.handler import BatchHandler, Outgoing
 from karrot_streams.pipeline.messages import Accepted, Incoming, Rejected
-from karrot_streams.pipeline.retry import Backoff
-from karrot_streams.pipeline.topics import InternalTopics
+from karrot_streams.resilience.backoff import Backoff
 from karrot_streams.store.event_store import Status
+from karrot_streams.tables.facts import table_key
 from tests.unit.pipeline.fakes import (
     FakeRegistry,
     FakeSend,

@@ -7,16 +7,14 @@ from collections import Counter
 from decimal import Decimal
 from typing import Any
 
-import orjson
-
 from karrot_streams.avro.registry import WriterSchema
+from karrot_streams.events.topics import InternalTopics
 from karrot_streams.events.types import EventType, value_subject
 from karrot_streams.monitoring.health import Health
 from karrot_streams.monitoring.metrics import Metrics
 from karrot_streams.pipeline.handler import BatchHandler
 from karrot_streams.pipeline.messages import Accepted, Incoming, Rejected
-from karrot_streams.pipeline.retry import Backoff
-from karrot_streams.pipeline.topics import InternalTopics
+from karrot_streams.resilience.backoff import Backoff
 from karrot_streams.store.event_store import Status
 from karrot_streams.tables.agents import Stages
 from karrot_streams.traffic import TrafficSpec, records
@@ -28,7 +26,16 @@ from tests.unit.pipeline.fakes import (
     enriched_writers,
     writer_of,
 )
-from tests.unit.tables.fakes import FakeEvent, FakeTable, Journal, fake_tables, partition_of
+from tests.unit.tables.fakes import (
+    FakeEvent,
+    FakeTable,
+    Journal,
+    category_effects,
+    fake_tables,
+    item_facts,
+    partition_of,
+    sale_facts,
+)
 
 TOPICS = InternalTopics("karrot-test")
 FEE_RATE = Decimal("0.033")
@@ -92,18 +99,15 @@ async def test_generated_sales_add_up_in_the_seller_and_category_tables() -> Non
     tables = fake_tables(Journal())
     stages = Stages(tables, TOPICS, send_effects)
 
-    def facts(topic: str) -> list[tuple[Any, dict[str, Any]]]:
+    def facts(topic: str) -> list[FakeEvent]:
         return [
-            (
-                FakeEvent(topic, partition_of(key or b""), n, key or b"", value or b""),
-                orjson.loads(value or b""),
-            )
+            FakeEvent(topic, partition_of(key or b""), n, key or b"", value or b"")
             for n, (_, key, value, _) in enumerate(send.to(topic))
         ]
 
-    await stages.items(facts(TOPICS.item_facts))
-    await stages.sellers(facts(TOPICS.seller_facts))
-    await stages.categories([(e, orjson.loads(e.value)) for e in effects])
+    await stages.items(item_facts(facts(TOPICS.item_facts)))
+    await stages.sellers(sale_facts(facts(TOPICS.seller_facts)))
+    await stages.categories(category_effects(effects))
 
     sales = [
         r.event for r in generated if r.event and r.event.event_type is EventType.PAYMENT_COMPLETED

@@ -101,9 +101,9 @@ async def consumer() -> AsyncIterator[BatchDeliveryConsumer]:
 
 async def scripted(consumer: BatchDeliveryConsumer, steps: list[Any]) -> Script:
     script = Script(consumer, steps)
-    consumer._wait_next_records = script.next_records  # type: ignore[method-assign]
-    consumer.perform_seek = script.perform_seek  # type: ignore[method-assign]
-    consumer._seek = script.seek_one  # type: ignore[method-assign]
+    consumer._wait_next_records = script.next_records
+    consumer.perform_seek = script.perform_seek
+    consumer._seek = script.seek_one
     consumer._deliver = script.deliver  # type: ignore[method-assign]
     consumer._to_message = lambda tp, record: record
     consumer.highwater = lambda tp: 0

@@ -21,6 +21,7 @@ from faust.tables.manager import TableManager
 from faust.transport import consumer as faust_consumer
 from faust.transport.conductor import Conductor
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP
 from mode.utils.queues import FlowControlEvent
 
 from karrot_streams.runtime import internals
@@ -163,8 +164,10 @@ def test_recovery_positions_are_where_its_own_seek_goes() -> None:
     slurp = inspect.getsource(Recovery._slurp_changelogs.fun)  # a mode ServiceTask
     assert "if seen_offset is None or offset > seen_offset:" in slurp
     app = faust.App("test-internals-recovery", broker="kafka://localhost:1")
-    recovery = app.tables.recovery
-    tp = faust_consumer.TP("t-changelog", 0)
+    tables = app.tables
+    assert isinstance(tables, TableManager)
+    recovery = tables.recovery
+    tp = TP("t-changelog", 0)
     recovery.standby_tps.add(tp)
     recovery.standby_offsets[tp] = -1
     assert internals.changelog_positions(app) == {tp: 0}

@@ -13,9 +13,10 @@ import psycopg2
 import pytest
 
 from karrot_streams.events.failures import TransientFailure
-from karrot_streams.monitoring.store_counts import StatusCounts
 from karrot_streams.store import migrations
+from karrot_streams.store.errors import RowsRefused
 from karrot_streams.store.event_store import EventStore, Status, StoreRow, collapse
+from karrot_streams.store.status_counts import StatusCounts
 from tests.unit.store.fake_pg import FakeDatabase
 
 SEOUL = timezone(timedelta(hours=9))
@@ -121,9 +122,12 @@ async def test_a_bad_row_is_a_database_error_not_an_outage(db: FakeDatabase) -> 
         raise psycopg2.DataError("value too long")
 
     db.respond = respond
-    # What BatchHandler takes for "write the rows one by one", never for "wait".
-    with pytest.raises(psycopg2.DataError):
+    # What BatchHandler takes for "write the rows one by one", never for "wait": the store
+    # answers a database error with RowsRefused, which is no TransientFailure.
+    with pytest.raises(RowsRefused, match="value too long") as refused:
         await EventStore("postgresql://db/karrot").upsert([row("e1", Status.PROCESSED)])
+    assert not isinstance(refused.value, TransientFailure)
+    assert isinstance(refused.value.__cause__, psycopg2.DataError)
 
 
 async def test_get_reads_a_row_with_aware_times(db: FakeDatabase) -> None:

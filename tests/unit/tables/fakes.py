@@ -2,22 +2,24 @@
 
 A stage sets the current event before each table call (``in_partition_of``) so Faust reads,
 stores and changelogs the key in that event's partition. :class:`FakeTable` takes the partition
-the same way, from Faust's current-event context variable, so a test sees which partition each
-call landed in, and a crash can lose the writes of one partition's changelog and not another's.
+the same way, from Faust's current event (``faust.current_event()``), so a test sees which
+partition each call landed in, and a crash can lose the writes of one partition's changelog and
+not another's.
 """
 
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
+import faust
 import orjson
-from faust.streams import _current_event
 from faust.windows import TumblingWindow
 
-from karrot_streams.pipeline.facts import table_key
 from karrot_streams.tables.declarations import DAY, HOUR, Tables
+from karrot_streams.tables.facts import CategoryEffectFact, ItemFact, SoldFact, table_key
 
 PARTITIONS = 2
 
@@ -52,9 +54,26 @@ class FakeEvent:
         return True
 
 
-def fact_event(topic: str, offset: int, key: str, value: dict[str, Any]) -> FakeEvent:
+def fact_event(topic: str, offset: int, key: str, value: Mapping[str, object]) -> FakeEvent:
     raw_key = table_key(key)
     return FakeEvent(topic, partition_of(raw_key), offset, raw_key, orjson.dumps(value))
+
+
+# What ``batched`` hands a stage: each event with its value's JSON. That JSON is the encoding of
+# the fact kind the stage reads (tables/facts.py); the casts name the kind without checking it,
+# as the stages' own BatchStep takes decoded JSON unchecked.
+
+
+def item_facts(events: Iterable[FakeEvent]) -> list[tuple[Any, ItemFact]]:
+    return [(event, cast(ItemFact, orjson.loads(event.value))) for event in events]
+
+
+def sale_facts(events: Iterable[FakeEvent]) -> list[tuple[Any, SoldFact]]:
+    return [(event, cast(SoldFact, orjson.loads(event.value))) for event in events]
+
+
+def category_effects(events: Iterable[FakeEvent]) -> list[tuple[Any, CategoryEffectFact]]:
+    return [(event, cast(CategoryEffectFact, orjson.loads(event.value))) for event in events]
 
 
 @dataclass
@@ -114,8 +133,7 @@ class FakeTable:
             self.window = TumblingWindow(window_size, expires=window_size * 400)
 
     def _partition(self) -> int:
-        ref = _current_event.get()
-        event = ref() if ref is not None else None
+        event: Any = faust.current_event()
         assert event is not None, f"{self.name}: table call without a current event"
         partition: int = event.message.partition
         return partition

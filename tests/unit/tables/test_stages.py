@@ -17,14 +17,15 @@ from hypothesis import strategies as st
 
 from karrot_streams.events.enrichment import enrich
 from karrot_streams.events.model import Event
+from karrot_streams.events.topics import InternalTopics
 from karrot_streams.events.types import PAYLOAD_RECORD_OF, EventType
-from karrot_streams.pipeline.facts import facts_for, table_key
+from karrot_streams.pipeline.facts import facts_for
 from karrot_streams.pipeline.messages import Accepted, Incoming
-from karrot_streams.pipeline.topics import InternalTopics
 from karrot_streams.runtime.producer import Record
 from karrot_streams.tables import agents as table_agents
 from karrot_streams.tables.agents import BatchStep, Stages, batched
 from karrot_streams.tables.declarations import Tables
+from karrot_streams.tables.facts import table_key
 from karrot_streams.tables.replay_guard import position_of
 from tests.unit.tables.fakes import (
     PARTITIONS,
@@ -32,9 +33,12 @@ from tests.unit.tables.fakes import (
     FakeEvent,
     FakeTable,
     Journal,
+    category_effects,
     fact_event,
     fake_tables,
+    item_facts,
     partition_of,
+    sale_facts,
     values,
 )
 
@@ -177,7 +181,7 @@ async def test_listing_and_sale_of_an_item_emit_category_effects_and_write_it_on
         sale("i1", "s1", 3000, offset=4, partition=0),
     ]
 
-    await stages.items(decoded(facts_of(events, TOPICS.item_facts)))
+    await stages.items(item_facts(facts_of(events, TOPICS.item_facts)))
 
     effects = [orjson.loads(value or b"") for _, _, value, _ in sent.records]
     item_partition = partition_of(table_key("i1"))
@@ -202,11 +206,11 @@ async def test_a_sale_before_its_listing_waits_in_the_item_then_counts() -> None
     early_sale = sale("i1", "s1", 3000, offset=0)
     later_listing = listing("i1", "가구", 9000, offset=0, hour=1)
 
-    await stages.items(decoded(facts_of([early_sale], TOPICS.item_facts)))
+    await stages.items(item_facts(facts_of([early_sale], TOPICS.item_facts)))
     assert sent.records == []
     assert table(stages.tables.items).data["i1"]["pending_sales"] == [[3000, EPOCH.timestamp()]]
 
-    await stages.items(decoded(facts_of([later_listing], TOPICS.item_facts)))
+    await stages.items(item_facts(facts_of([later_listing], TOPICS.item_facts)))
     effects = [orjson.loads(value or b"") for _, _, value, _ in sent.records]
     assert [(e["kind"], e["amount"], e["position"]) for e in effects] == [
         ("LISTED", 9000, position_of(0)),
@@ -217,7 +221,7 @@ async def test_a_sale_before_its_listing_waits_in_the_item_then_counts() -> None
 
 async def test_a_replayed_item_batch_resends_its_effects_and_changes_no_item() -> None:
     stages, sent = rig()
-    batch = decoded(
+    batch = item_facts(
         facts_of(
             [listing("i1", "도서", 100, offset=0), sale("i1", "s1", 50, offset=0)],
             TOPICS.item_facts,
@@ -238,7 +242,7 @@ async def test_a_second_listing_of_an_item_does_not_count_again() -> None:
     stages, sent = rig()
     events = [listing("i1", "도서", 100, offset=0), listing("i1", "가구", 200, offset=1)]
 
-    await stages.items(decoded(facts_of(events, TOPICS.item_facts)))
+    await stages.items(item_facts(facts_of(events, TOPICS.item_facts)))
 
     assert len(sent.records) == 1
     assert table(stages.tables.items).data["i1"]["category"] == "도서"
@@ -252,7 +256,7 @@ async def test_item_writes_land_in_the_partition_of_their_own_key() -> None:
     stages, _ = rig()
     events = [listing(item, "c", 1, offset=n) for n, item in enumerate(items)]
 
-    await stages.items(decoded(facts_of(events, TOPICS.item_facts)))
+    await stages.items(item_facts(facts_of(events, TOPICS.item_facts)))
 
     for op, key, partition in table(stages.tables.items).partitions:
         assert partition == partition_of(table_key(key)), (op, key)
@@ -270,9 +274,9 @@ async def test_categories_count_listings_sales_and_hourly_windows() -> None:
         sale("i1", "s1", 900, offset=0, hour=6),
         listing("i4", "가구", 50, offset=3, hour=0),
     ]
-    await stages.items(decoded(facts_of(events, TOPICS.item_facts)))
+    await stages.items(item_facts(facts_of(events, TOPICS.item_facts)))
 
-    await stages.categories(decoded(sent.as_events()))
+    await stages.categories(category_effects(sent.as_events()))
 
     books = table(stages.tables.categories).data["도서"]
     assert (books["item_count"], books["total_price"]) == (3, 6000)
@@ -291,11 +295,13 @@ async def test_categories_count_listings_sales_and_hourly_windows() -> None:
 
 async def test_a_category_effect_delivered_twice_counts_once() -> None:
     stages, sent = rig()
-    await stages.items(decoded(facts_of([listing("i1", "도서", 10, offset=0)], TOPICS.item_facts)))
+    await stages.items(
+        item_facts(facts_of([listing("i1", "도서", 10, offset=0)], TOPICS.item_facts))
+    )
     effects = sent.as_events()
 
-    await stages.categories(decoded(effects + effects))
-    await stages.categories(decoded(effects))
+    await stages.categories(category_effects(effects + effects))
+    await stages.categories(category_effects(effects))
 
     assert table(stages.tables.categories).data["도서"]["item_count"] == 1
     assert len(table(stages.tables.categories).writes()) == 1
@@ -311,8 +317,8 @@ async def test_sellers_sum_their_sales_once() -> None:
         TOPICS.seller_facts,
     )
 
-    await stages.sellers(decoded(facts))
-    await stages.sellers(decoded(facts[1:]))  # a redelivery of the tail
+    await stages.sellers(sale_facts(facts))
+    await stages.sellers(sale_facts(facts[1:]))  # a redelivery of the tail
 
     seller = table(stages.tables.sellers).data["s1"]
     assert (seller["sales_count"], seller["gross_amount"]) == (2, 15_000)
@@ -323,7 +329,7 @@ async def test_sellers_sum_their_sales_once() -> None:
 
 async def test_daily_payment_volume_sums_amounts_per_day() -> None:
     stages, _ = rig()
-    count = Stages.windowed_counter(stages.tables.payment_daily, "amount")
+    count = Stages.windowed_counter(stages.tables.payment_daily, table_agents._sale_amount)
     facts = facts_of(
         [
             sale("i1", "s1", 100, offset=0, hour=1),
@@ -348,7 +354,7 @@ async def test_daily_payment_volume_sums_amounts_per_day() -> None:
 
 async def test_new_users_are_counted_per_region_without_amounts() -> None:
     stages, _ = rig()
-    count = Stages.windowed_counter(stages.tables.users_daily, None)
+    count = Stages.windowed_counter(stages.tables.users_daily, table_agents._counted_only)
     facts = facts_of(
         [new_user("서울", offset=0), new_user(None, offset=1), new_user("서울", offset=2)],
         TOPICS.user_facts,
@@ -416,8 +422,12 @@ class Topology:
         steps: dict[str, BatchStep] = {
             TOPICS.item_facts: stages.items,
             TOPICS.seller_facts: stages.sellers,
-            TOPICS.volume_facts: Stages.windowed_counter(tables.payment_daily, "amount"),
-            TOPICS.user_facts: Stages.windowed_counter(tables.users_daily, None),
+            TOPICS.volume_facts: Stages.windowed_counter(
+                tables.payment_daily, table_agents._sale_amount
+            ),
+            TOPICS.user_facts: Stages.windowed_counter(
+                tables.users_daily, table_agents._counted_only
+            ),
         }
         for topic, step in steps.items():
             records = facts_of(events, topic)

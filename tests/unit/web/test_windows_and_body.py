@@ -9,9 +9,9 @@ from aiohttp.http_exceptions import HttpProcessingError
 from faust.windows import TumblingWindow
 
 from karrot_streams.tables.declarations import HOUR
-from karrot_streams.web.body import read_body
-from karrot_streams.web.errors import BadRequest, PayloadTooLarge
-from karrot_streams.web.windows import counted, recent_windows, span
+from karrot_streams.tables.windows import counted, recent_windows, span
+from karrot_streams.web.http.body import read_body
+from karrot_streams.web.http.errors import BadRequest, PayloadTooLarge
 
 START = 1_796_083_200.0  # 2026-12-01T00:00:00Z
 
