@@ -149,17 +149,17 @@ class BatchDeliveryConsumer(internals.consumer_class()):  # type: ignore[misc]
                 sought.add(tp)
         return sought
 
-    async def _put_back(self, tp: TP, offset: int) -> None:
+    def _read_later(self, tp: TP, offset: int) -> None:
         """Records of a partition taken out of the fetch while the fetch was on its way (the
-        recovery pauses the streams as it starts): the position goes back to the first of them.
+        recovery pauses the streams as it starts) are dropped, and read again after a seek.
 
-        Faust drops them and counts on its next seek, which places only partitions with a
-        commit: a new partition's first records were passed over for good.
+        Faust drops them too and counts on its next seek, which places only partitions with a
+        commit: a new partition's first records were passed over for good. The seek is the
+        one a clear takes (every partition where it is read again from), so it never skips.
         """
         if tp.topic in internals.acked_topics(self.app):
             self._origin.setdefault(tp, offset)
-        if tp in self.assignment():
-            await self._seek_to(tp, offset)
+        self._reread = True
 
     async def _seek_to_committed(self) -> bool:
         """Back to the committed offsets, as Faust's ``getmany`` does when the flow stops.
@@ -216,7 +216,7 @@ class BatchDeliveryConsumer(internals.consumer_class()):  # type: ignore[misc]
                 continue
             if active is not None and tp not in active and tp not in buffered:
                 if tp_records:
-                    await self._put_back(tp, tp_records[0].offset)
+                    self._read_later(tp, tp_records[0].offset)
                 continue
             if not tp_records:
                 continue

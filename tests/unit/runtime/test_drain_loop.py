@@ -228,10 +228,16 @@ async def test_records_of_a_partition_paused_meanwhile_are_read_again_later(
     # The fake fetch returns what it is given: these records were asked for before the pause.
     script = await scripted(
         consumer,
-        [pause, fetch(a=(TP1, range(0, 5))), resume, fetch(a=(TP1, range(0, 7)))],
+        [
+            pause,
+            fetch(a=(TP1, range(0, 5))),
+            resume,
+            fetch(a=(TP1, range(5, 7))),
+            fetch(a=(TP1, range(0, 7))),
+        ],
     )
     await drain(consumer)
-    assert script.log == ["seek item-events[1] to 0", "item-events[1] 0-6"]
+    assert script.log == ["seek", "seek item-events[1] to 0", "item-events[1] 0-6"]
 
 
 async def test_a_clear_on_revoke_drops_pending_and_puts_held_partitions_back(
