@@ -149,6 +149,18 @@ class BatchDeliveryConsumer(internals.consumer_class()):  # type: ignore[misc]
                 sought.add(tp)
         return sought
 
+    def _read_later(self, tp: TP, offset: int) -> None:
+        """Records of a partition taken out of the fetch while the fetch was on its way (the
+        recovery pauses the streams as it starts) are dropped, and read again after a seek.
+
+        Faust drops them too and counts on its next seek, which places only partitions with a
+        commit: a new partition's first records were passed over for good. The seek is the
+        one a clear takes (every partition where it is read again from), so it never skips.
+        """
+        if tp.topic in internals.acked_topics(self.app):
+            self._origin.setdefault(tp, offset)
+        self._reread = True
+
     async def _seek_to_committed(self) -> bool:
         """Back to the committed offsets, as Faust's ``getmany`` does when the flow stops.
 
@@ -203,6 +215,8 @@ class BatchDeliveryConsumer(internals.consumer_class()):  # type: ignore[misc]
                     self._origin.setdefault(tp, tp_records[0].offset)
                 continue
             if active is not None and tp not in active and tp not in buffered:
+                if tp_records:
+                    self._read_later(tp, tp_records[0].offset)
                 continue
             if not tp_records:
                 continue
