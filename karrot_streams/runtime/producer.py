@@ -78,6 +78,9 @@ class BatchProducer:
         group: list[Record],
         pending: list[tuple[list[Record], Awaitable[Any]]],
     ) -> Failed:
+        # Once a record of the partition is refused, the ones after it are not sent but
+        # reported with it: resent in order, behind nothing later of theirs (the aggregates'
+        # replay guard takes a fact at or below its source's mark for a redelivery).
         failed: Failed = []
         batch: Any = None
         chunk: list[Record] = []
@@ -86,18 +89,24 @@ class BatchProducer:
             nonlocal batch, chunk
             if chunk:
                 batch.close()
-                try:
-                    pending.append(
-                        (chunk, await producer.send_batch(batch, topic, partition=partition))
-                    )
-                except Exception as exc:  # noqa: BLE001  any producer error means: send again
-                    failed.extend((record, exc) for record in chunk)
+                if failed:
+                    failed.extend((record, failed[0][1]) for record in chunk)
+                else:
+                    try:
+                        pending.append(
+                            (chunk, await producer.send_batch(batch, topic, partition=partition))
+                        )
+                    except Exception as exc:  # noqa: BLE001  any producer error: send again
+                        failed.extend((record, exc) for record in chunk)
             batch, chunk = None, []
 
         for record in group:
             value = record[2]
             if value is not None and len(value) > LARGE_RECORD_BYTES:
                 await flush()
+                if failed:
+                    failed.append((record, failed[0][1]))
+                    continue
                 try:
                     pending.append(([record], await self._send_one(*record)))
                 except Exception as exc:  # noqa: BLE001  any producer error means: send again
