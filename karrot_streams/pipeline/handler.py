@@ -161,15 +161,7 @@ class BatchHandler:
     @staticmethod
     def _row(outcome: Outcome) -> StoreRow | None:
         if isinstance(outcome, Accepted):
-            event = outcome.event
-            return StoreRow.of(
-                event_id=event.event_id,
-                aggregate_id=event.aggregate_id,
-                event_type=event.event_type.value,
-                data=event.to_json(),
-                event_time=event.occurred_at,
-                status=Status.PROCESSED,
-            )
+            return StoreRow.of_event(outcome.event, Status.PROCESSED)
         event_id = outcome.failure.event_id
         if not event_id or len(event_id) > 255 or not event_id.strip():
             return None  # nothing identifies it: the dead letter is its only record

@@ -134,15 +134,7 @@ class EventPublisher:
 
     @staticmethod
     def _row(event: Event, status: Status, failure_reason: str | None = None) -> StoreRow:
-        return StoreRow.of(
-            event_id=event.event_id,
-            aggregate_id=event.aggregate_id,
-            event_type=event.event_type.value,
-            data=event.to_json(),
-            event_time=event.occurred_at,
-            status=status,
-            failure_reason=failure_reason,
-        )
+        return StoreRow.of_event(event, status, failure_reason)
 
 
 def _describe(exc: BaseException, timeout_s: float) -> str:

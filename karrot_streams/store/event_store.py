@@ -13,6 +13,7 @@ from typing import Any
 import aiopg
 
 from karrot_streams.events.failures import TransientFailure
+from karrot_streams.events.model import Event
 from karrot_streams.store.errors import DATABASE_ERROR, UNAVAILABLE, RowsRefused, StoreUnavailable
 
 
@@ -38,6 +39,19 @@ class StoreRow:
     status: Status
     failure_reason: str | None = None
     published_at: datetime | None = None
+
+    @classmethod
+    def of_event(cls, event: Event, status: Status, failure_reason: str | None = None) -> StoreRow:
+        """The row of a decoded event: the pipeline's and the publish path's."""
+        return cls.of(
+            event_id=event.event_id,
+            aggregate_id=event.aggregate_id,
+            event_type=event.event_type.value,
+            data=event.to_json(),
+            event_time=event.occurred_at,
+            status=status,
+            failure_reason=failure_reason,
+        )
 
     @classmethod
     def of(
