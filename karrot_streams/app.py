@@ -17,6 +17,7 @@ from karrot_streams.provision import dead_letter_limits
 from karrot_streams.redaction import install_log_redaction
 from karrot_streams.resources import Resources
 from karrot_streams.runtime import internals as runtime
+from karrot_streams.runtime.recovery import BulkTableManager
 from karrot_streams.serving import check_serving
 from karrot_streams.settings import Settings
 from karrot_streams.tables import agents as table_agents
@@ -72,6 +73,9 @@ def create_app(settings: Settings | None = None) -> KarrotApp:
         # in latency next to the batch windows.
         producer_linger=0.005,
         producer_max_request_size=settings.max_record_bytes,
+        # Per partition per fetch. Faust's 1 MiB is ~5,000 changelog records: a table's
+        # recovery then waits for a broker round trip every 5,000 records.
+        consumer_max_fetch_size=max(8 * 1024 * 1024, settings.max_record_bytes),
         # Batches of a run of records per partition (runtime.producer); Faust's 16 KiB held
         # about 40 enriched events.
         producer_max_batch_size=256 * 1024,
@@ -84,6 +88,8 @@ def create_app(settings: Settings | None = None) -> KarrotApp:
         broker_heartbeat_interval=3.0,
         broker_commit_interval=1.0,
         stream_buffer_maxsize=4096,
+        # Recovery takes the changelog records a fetch brought in runs (runtime/recovery.py).
+        TableManager=BulkTableManager,
         web_in_thread=False,
         # Faust's own /table pages would show table contents without a token.
         web_tables_enabled=False,

@@ -285,3 +285,50 @@ async def test_a_stopped_flow_seeks_instead_of_delivering(consumer: BatchDeliver
     script = await scripted(consumer, [stop_flow, fetch(a=(TP0, range(100, 103)))])
     await drain(consumer)
     assert script.log == ["seek"]
+
+
+class ChangelogFetched:
+    def __init__(self, offset: int) -> None:
+        self.offset = offset
+        self.key = f"k{offset}".encode()
+        self.value = None if offset % 7 == 0 else b"v"
+        self.headers: list[tuple[str, bytes]] = []
+        self.timestamp = 1_760_000_000_000 + offset
+
+
+async def test_changelog_records_reach_the_recovery_queue_as_records_of_their_own(
+    consumer: BatchDeliveryConsumer,
+) -> None:
+    """Without Faust's message and event per record; in order, each once per fetch, Faust's
+    read-offset rule kept (a record at the last read offset again after a seek is delivered
+    again, and the recovery skips it), and what does not fit the queue held in order."""
+    queue = consumer.app.tables.changelog_queue
+    generation = consumer.app.consumer_generation_id
+    consumer._deliver_changelog(CHANGELOG, [ChangelogFetched(o) for o in range(10)], generation)
+    taken = [queue.get_nowait() for _ in range(queue.qsize())]
+    assert [r.offset for r in taken] == list(range(10))
+    first = taken[0]
+    assert first.message is first
+    assert (first.tp, first.partition, first.key, first.value) == (CHANGELOG, 0, b"k0", None)
+    assert taken[1].value == b"v"
+    assert taken[3].timestamp == 1_760_000_000.003
+    assert internals.read_offset(consumer)[CHANGELOG] == 9
+
+    consumer._deliver_changelog(CHANGELOG, [ChangelogFetched(o) for o in range(5, 13)], generation)
+    assert [queue.get_nowait().offset for _ in range(queue.qsize())] == [9, 10, 11, 12]
+
+    room = queue.maxsize
+    more = [ChangelogFetched(o) for o in range(13, 13 + room + 5)]
+    consumer._deliver_changelog(CHANGELOG, more, generation)
+    assert queue.full()
+    assert CHANGELOG in consumer._held
+    assert [event.offset for _, event in consumer._pending[CHANGELOG]] == list(
+        range(13 + room, 13 + room + 5)
+    )
+    for _ in range(3):
+        queue.get_nowait()
+    consumer._flush_pending()
+    assert [event.offset for _, event in consumer._pending[CHANGELOG]] == [
+        13 + room + 3,
+        13 + room + 4,
+    ]

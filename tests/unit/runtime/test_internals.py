@@ -214,3 +214,60 @@ def test_the_current_event_is_faust_streams_context_variable() -> None:
 
     # In a copy of the context: the test leaves no current event behind.
     assert contextvars.copy_context().run(set_and_read) is True
+
+
+def test_recovery_loop_replaced_by_the_bulk_one_is_the_one_read() -> None:
+    """runtime/recovery.py replaces Faust's changelog loop and the manager's two properties; it
+    repeats their rules with the recovery's own attributes."""
+    from faust.tables.recovery import Recovery  # noqa: PLC0415  only these tests need it
+    from mode.services import ServiceTask  # noqa: PLC0415
+
+    assert isinstance(inspect.getattr_static(Recovery, "_slurp_changelogs"), ServiceTask)
+    slurp = inspect.getsource(Recovery._slurp_changelogs.fun)
+    for line in (
+        "changelog_queue.get(), timeout=5.0",
+        "if seen_offset is None or offset > seen_offset:",
+        "await table.on_changelog_event(event)",
+        "bufsize = buffer_sizes[tp] = table.recovery_buffer_size",
+        "bufsize = buffer_sizes[tp] = table.standby_buffer_size",
+        "if len(buf) >= bufsize:",
+        "table.apply_changelog_batch(buf)",
+        "if self.in_recovery and not self.need_recovery():",
+        "self.flush_buffers()",
+        "self._set_recovery_ended()",
+        "self.signal_recovery_end.set()",
+        "self.tables.on_standbys_ready()",
+        "if timeout and self.app.in_transaction and timeout_count > 1:",
+    ):
+        assert line in slurp, line
+    init = inspect.getsource(Recovery.__init__)
+    for attribute in (
+        "active_tps",
+        "standby_tps",
+        "tp_to_table",
+        "active_offsets",
+        "standby_offsets",
+        "buffers",
+        "buffer_sizes",
+        "_active_events_received_at",
+        "_standby_events_received_at",
+        "_processing_times",
+    ):
+        assert f"self.{attribute} =" in init, attribute
+    for name in (
+        "_set_recovery_ended",
+        "need_recovery",
+        "flush_buffers",
+        "standby_remaining_total",
+    ):
+        assert callable(getattr(Recovery, name)), name
+    assert "_last_flush_at" in Recovery.__annotations__
+    assert "_actives_span" in Recovery.__annotations__
+    assert "_standbys_span" in Recovery.__annotations__
+    # The manager builds both lazily behind these properties, from these attributes.
+    for name in ("recovery", "changelog_queue"):
+        assert isinstance(inspect.getattr_static(TableManager, name), property), name
+    manager = inspect.getsource(TableManager)
+    assert "self._recovery = Recovery(" in manager
+    assert "self._changelog_queue = self.app.FlowControlQueue(" in manager
+    assert "TableManager" in dir(faust.App("test-internals-manager").conf)
