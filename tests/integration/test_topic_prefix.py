@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -24,6 +25,7 @@ from karrot_streams.avro.codec import decode, encode
 from karrot_streams.avro.framing import unframe
 from karrot_streams.avro.registry import WriterSchema
 from karrot_streams.connections import kafka_connection
+from karrot_streams.events.enrichment import normalize_category
 from karrot_streams.events.topics import TopicNames
 from karrot_streams.events.types import EventType
 from karrot_streams.provision import contract_topics, create_topics
@@ -143,6 +145,18 @@ async def test_a_prefixed_worker_stays_behind_its_prefix(
         assert strays == [], f"{topic} holds records of the prefixed run"
 
     async with httpx.AsyncClient(base_url=worker.url, timeout=30) as http:
+        # The aggregates read the prefixed facts; the tables (prefixed changelogs) answer.
+        category = quote(normalize_category(listing.payload["category"]))
+
+        async def category_stats() -> dict[str, int]:
+            answer = await http.get(f"/api/v1/categories/{category}", headers=API)
+            assert answer.status_code == 200, answer.text
+            stats: dict[str, int] = answer.json()
+            return stats
+
+        stats = await eventually(category_stats, lambda x: x["itemCount"] >= 1)
+        assert stats["itemCount"] == 1, worker.tail()
+
         # The API lists the prefixed letters under the logical topic name.
         listing_answer = await http.get("/api/v1/dlq/dlq.item-events/messages", headers=API)
         assert listing_answer.status_code == 200, listing_answer.text
