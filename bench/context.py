@@ -12,6 +12,7 @@ from pathlib import Path
 from bench.options import Options
 from karrot_streams.avro.registry import WriterSchema
 from karrot_streams.connections import KafkaConnection, kafka_connection
+from karrot_streams.events.topics import TopicNames
 from karrot_streams.events.types import INPUT_TOPICS, enriched_topic
 from karrot_streams.resources import Resources
 from karrot_streams.settings import Settings
@@ -52,6 +53,14 @@ class Bench:
     @property
     def dsn(self) -> str:
         return self.settings.database_dsn
+
+    def topics(self, label: str) -> TopicNames:
+        """The topics of one measured worker: ``bench.<run id>.<label>.*``, its prefix.
+
+        Passed as ``KARROT_TOPIC_PREFIX``, like the peer's topics: the worker never reads the
+        shared input topics, so neither other people's events nor another run's reach it.
+        """
+        return TopicNames(f"bench.{self.run_id}.{label}.")
 
     @property
     def logs(self) -> Path:

@@ -34,7 +34,11 @@ async def produce_to(
 
 
 async def produce_paced(
-    bootstrap: str | KafkaConnection, batch: Sequence[Record], rate: float, deadline_s: float
+    bootstrap: str | KafkaConnection,
+    batch: Sequence[Record],
+    rate: float,
+    deadline_s: float,
+    topic_of: Callable[[str], str] = lambda t: t,
 ) -> dict[str, float]:
     """Produce at ``rate`` events/s; the send time (epoch s) of each event id.
 
@@ -57,7 +61,8 @@ async def produce_paced(
                 await asyncio.sleep(ahead)
             if record.event is not None:
                 sent[record.event.event_id] = time.time()
-            pending.append(await producer.send(record.topic, value=record.raw, key=record.key))
+            topic = topic_of(record.topic)
+            pending.append(await producer.send(topic, value=record.raw, key=record.key))
         await asyncio.gather(*pending)
     finally:
         await producer.stop()

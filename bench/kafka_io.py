@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator, Iterable, Mapping
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
-from aiokafka.structs import OffsetAndMetadata
 
 from karrot_streams.connections import KafkaConnection, as_connection
 
@@ -82,31 +81,6 @@ async def end_offsets(
     async with reader(bootstrap) as consumer:
         tps = await partitions_of(consumer, topics)
         return dict(await consumer.end_offsets(tps)) if tps else {}
-
-
-async def start_group_at_end(
-    bootstrap: str | KafkaConnection, group: str, topics: Iterable[str]
-) -> dict[TopicPartition, int]:
-    """Commit the current end offsets for ``group``, so a new consumer skips the backlog."""
-    async with reader(bootstrap, group) as consumer:
-        tps = await partitions_of(consumer, topics)
-        ends = dict(await consumer.end_offsets(tps))
-        consumer.assign(tps)
-        await consumer.commit({tp: OffsetAndMetadata(offset, "") for tp, offset in ends.items()})
-        return ends
-
-
-async def consumed_since(
-    bootstrap: str | KafkaConnection, group: str, starts: Mapping[TopicPartition, int]
-) -> int:
-    """Records ``group`` has committed past ``starts``."""
-    async with admin(bootstrap) as client:
-        committed = await client.list_consumer_group_offsets(group)
-    return sum(
-        max(0, done.offset - start)
-        for tp, start in starts.items()
-        if (done := committed.get(tp)) is not None
-    )
 
 
 async def group_lag(bootstrap: str | KafkaConnection, group: str, topics: Iterable[str]) -> int:

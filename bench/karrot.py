@@ -1,12 +1,12 @@
 """Sustained end-to-end throughput of one karrot-streams worker.
 
-The events are produced before the worker starts (its consumer group is first moved to the end
-of the input topics, so it skips everything older). The run is timed from the worker's first
-output (first event-store row or first fact) to its last effect: the last event-store row, fact
-or aggregate table update (changelog record), whichever is later. It is over when every row
-exists, the worker has committed the input offsets past this run's events (other people's
-workers read the same input topics and may write a row first), and nothing is left unread in
-its internal topics.
+The events are produced before the worker starts, to topics of the run's own
+(``KARROT_TOPIC_PREFIX=bench.<run>.<label>.``): the worker reads nothing but them, and nobody
+else reads them. The run is timed from the worker's first output (first event-store row or
+first fact) to its last effect: the last event-store row, fact or aggregate table update
+(changelog record), whichever is later. It is over when every row exists, the worker has
+committed the input offsets past this run's events, and nothing is left unread in its internal
+topics.
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ from bench.context import Bench
 from bench.cpu import CpuShare, CpuWindow
 from bench.store_probe import StoreProbe
 from bench.worker import READY, Worker
-from karrot_streams.events.topics import InternalTopics
+from karrot_streams.events.topics import InternalTopics, TopicNames
 from karrot_streams.events.types import INPUT_TOPICS
+from karrot_streams.provision import contract_topics
 
 TIMEOUT_S = 600.0
 POLL_S = 0.25
@@ -42,8 +43,6 @@ class KarrotRun:
     startup_seconds: float  # process start to "Worker ready"
     rss_bytes: int | None
     cpu: CpuShare | None  # from the first row to the end of the run
-    #: Other people's events the worker read from the shared input topics during the run.
-    foreign_events: int
 
     @property
     def rate(self) -> float:
@@ -59,13 +58,14 @@ async def _wait_done(
     probe: StoreProbe,
     workers: list[Worker],
     app_id: str,
+    names: TopicNames,
     tag: str,
     since: datetime,
     n: int,
     inputs: Mapping[TopicPartition, int],
     attach: Attach | None,
 ) -> CpuShare | None:
-    internal = InternalTopics(app_id).all()
+    internal = InternalTopics(app_id, names.prefix).all()
     # A split layout's aggregates process reads the facts in a group of its own.
     facts_group = app_id if len(workers) == 1 else f"{app_id}-aggregates"
     worker = workers[0]
@@ -94,27 +94,35 @@ async def _wait_done(
             await detach()
 
 
-async def prepare_internal_topics(bench: Bench, app_id: str) -> None:
-    """Create the aggregate stages' source topics, as a deployed app finds them.
+async def prepare_topics(bench: Bench, app_id: str, names: TopicNames) -> None:
+    """Create the run's input, output and internal topics, as a deployed app finds them.
 
-    Before 5d24784 declared them internal, a fresh app subscribed before they existed and Faust
-    ignored them until its next metadata refresh (5 minutes): the aggregates stood still. Made
-    here, the measurement does not depend on that.
+    Before 5d24784 declared the aggregate stages' source topics internal, a fresh app
+    subscribed before they existed and Faust ignored them until its next metadata refresh
+    (5 minutes): the aggregates stood still. Made here, the measurement does not depend on that.
     """
-    names = InternalTopics(app_id).all()
-    await kafka_io.create_topics(bench.bootstrap, names, bench.settings.topic_partitions)
+    wanted = [*contract_topics(names), *InternalTopics(app_id, names.prefix).all()]
+    await kafka_io.create_topics(bench.bootstrap, wanted, bench.settings.topic_partitions)
 
 
-def layout_workers(bench: Bench, app_id: str, layout: str) -> list[Worker]:
+async def delete_run_topics(bench: Bench, app_id: str, names: TopicNames) -> None:
+    """Everything the run made: its prefixed topics, and Faust's own named after the app id."""
+    ours = await kafka_io.topics_matching(bench.bootstrap, app_id)
+    ours += await kafka_io.topics_matching(bench.bootstrap, names.prefix)
+    await kafka_io.delete_topics(bench.bootstrap, ours)
+
+
+def layout_workers(bench: Bench, app_id: str, layout: str, names: TopicNames) -> list[Worker]:
     """One worker doing everything, or (``split``) a pipeline and an aggregates process."""
+    prefix = {"KARROT_TOPIC_PREFIX": names.prefix}
     if layout == "one":
-        return [Worker(app_id, bench.logs / f"{app_id}.data", bench.logs / f"{app_id}.log")]
+        return [Worker(app_id, bench.logs / f"{app_id}.data", bench.logs / f"{app_id}.log", prefix)]
     return [
         Worker(
             app_id,
             bench.logs / f"{app_id}-{role}.data",
             bench.logs / f"{app_id}-{role}.log",
-            extra_env={"KARROT_ROLE": role},
+            extra_env={**prefix, "KARROT_ROLE": role},
         )
         for role in ("pipeline", "aggregates")
     ]
@@ -127,37 +135,37 @@ async def run(
     app_id = f"bench-{bench.run_id}-{suffix}{index}"
     tag = f"{bench.run_id}{suffix}{index}-"
     batch = corpus.build(bench.writers, bench.options.events, tag, seed=100 + index)
-    workers = layout_workers(bench, app_id, layout)
+    names = bench.topics(f"{suffix}{index}")
+    workers = layout_workers(bench, app_id, layout, names)
     worker = workers[0]
-    starts = await kafka_io.start_group_at_end(bench.bootstrap, app_id, INPUT_TOPICS)
-    await prepare_internal_topics(bench, app_id)
+    await prepare_topics(bench, app_id, names)
+    internal = InternalTopics(app_id, names.prefix).all()
     try:
         async with StoreProbe.open(bench.dsn) as probe:
             since = await probe.mark()
-            await corpus.produce_to(bench.bootstrap, batch)
-            inputs = await kafka_io.end_offsets(bench.bootstrap, INPUT_TOPICS)
+            await corpus.produce_to(bench.bootstrap, batch, names.physical)
+            inputs = await kafka_io.end_offsets(
+                bench.bootstrap, [names.physical(t) for t in INPUT_TOPICS]
+            )
             for each in workers:
                 each.start()
                 bench.own_pids.add(each.pid)
             ready = max([await each.wait_for_log(READY, 120) for each in workers])
             bench.note_noise(f"karrot run {index} ({layout})")
             cpu = await _wait_done(
-                bench, probe, workers, app_id, tag, since, len(batch), inputs, attach
+                bench, probe, workers, app_id, names, tag, since, len(batch), inputs, attach
             )
             rss = sum(each.rss() or 0 for each in workers) or None
             rows = await probe.times(tag, since)
-        consumed = await kafka_io.consumed_since(bench.bootstrap, app_id, starts)
-        facts = await kafka_io.edge_timestamps(bench.bootstrap, InternalTopics(app_id).all())
-        changelogs = await kafka_io.topics_matching(bench.bootstrap, f"{app_id}-")
+        facts = await kafka_io.edge_timestamps(bench.bootstrap, internal)
+        changelogs = await kafka_io.topics_matching(bench.bootstrap, names.physical(f"{app_id}-"))
         tables = await kafka_io.edge_timestamps(
             bench.bootstrap, [t for t in changelogs if t.endswith("-changelog")]
         )
     finally:
         for each in workers:
             each.cleanup()
-        await kafka_io.delete_topics(
-            bench.bootstrap, await kafka_io.topics_matching(bench.bootstrap, app_id)
-        )
+        await delete_run_topics(bench, app_id, names)
     assert rows is not None  # noqa: S101  _wait_done saw them all
     start = min(rows.first, facts[0]) if facts else rows.first
     pipeline_end = max(rows.last, facts[1]) if facts else rows.last
@@ -169,5 +177,4 @@ async def run(
         startup_seconds=ready - worker.started_at,
         rss_bytes=rss,
         cpu=cpu,
-        foreign_events=max(0, consumed - len(batch)),
     )

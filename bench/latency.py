@@ -23,7 +23,7 @@ from aiokafka import AIOKafkaConsumer
 from bench import corpus, kafka_io
 from bench.context import Bench
 from bench.cpu import CpuShare, CpuWindow
-from bench.karrot import prepare_internal_topics
+from bench.karrot import delete_run_topics, prepare_topics
 from bench.stats import percentile
 from bench.store_probe import StoreProbe
 from bench.waiting import wait_until
@@ -33,7 +33,8 @@ from karrot_streams.avro.framing import unframe
 from karrot_streams.avro.registry import WriterSchema
 from karrot_streams.connections import as_connection
 from karrot_streams.events.enrichment import normalize_category
-from karrot_streams.events.types import INPUT_TOPICS, EventType, enriched_topic
+from karrot_streams.events.topics import TopicNames
+from karrot_streams.events.types import INPUT_TOPICS, EventType
 from karrot_streams.traffic import CATEGORIES, Record
 
 POLL_API_S = 0.02
@@ -78,8 +79,8 @@ class Arrivals:
     writers: Mapping[int, WriterSchema]
     seen: dict[str, float] = field(default_factory=dict)
 
-    async def watch(self, bench: Bench, stop: asyncio.Event) -> None:
-        topics = [enriched_topic(t) for t in INPUT_TOPICS]
+    async def watch(self, bench: Bench, names: TopicNames, stop: asyncio.Event) -> None:
+        topics = [names.enriched(t) for t in INPUT_TOPICS]
         consumer = AIOKafkaConsumer(
             **as_connection(bench.bootstrap).client_kwargs(),
             enable_auto_commit=False,
@@ -171,26 +172,31 @@ async def run(bench: Bench, index: int, rate: float) -> LatencyRun:
     seconds = bench.options.latency_seconds
     batch = corpus.build(bench.writers, int(rate * seconds), tag, seed=300 + index)
     probe_category = tag + CATEGORIES[0]
-    worker = Worker(app_id, bench.logs / f"{app_id}.data", bench.logs / f"{app_id}.log")
+    names = bench.topics(f"l{index}")
+    worker = Worker(
+        app_id,
+        bench.logs / f"{app_id}.data",
+        bench.logs / f"{app_id}.log",
+        {"KARROT_TOPIC_PREFIX": names.prefix},
+    )
     enriched_by_id = {w.schema_id: w for w in bench.enriched_writers.values()}
     arrivals = Arrivals(tag.encode(), enriched_by_id)
     counts: list[tuple[float, int]] = []
     stop = asyncio.Event()
-    await kafka_io.start_group_at_end(bench.bootstrap, app_id, INPUT_TOPICS)
-    await prepare_internal_topics(bench, app_id)
+    await prepare_topics(bench, app_id, names)
     try:
         worker.start()
         bench.own_pids.add(worker.pid)
         await worker.wait_for_log(READY, 120)
         url = f"{worker.url}/api/v1/categories/{quote(normalize_category(probe_category))}"
         api_status = await _api_status(url)
-        watchers = [asyncio.create_task(arrivals.watch(bench, stop))]
+        watchers = [asyncio.create_task(arrivals.watch(bench, names, stop))]
         if api_status == "measured":
             watchers.append(asyncio.create_task(_poll_api(url, counts, stop)))
         await asyncio.sleep(1.0)  # the watchers are at the end of their topics
         bench.note_noise(f"latency run {index}")
         window = CpuWindow(worker.pid)
-        sent = await corpus.produce_paced(bench.bootstrap, batch, rate, seconds * 3)
+        sent = await corpus.produce_paced(bench.bootstrap, batch, rate, seconds * 3, names.physical)
         cpu = window.close()
         listings = _listings(batch, probe_category)
         created: dict[str, float] = {}
@@ -212,9 +218,7 @@ async def run(bench: Bench, index: int, rate: float) -> LatencyRun:
     finally:
         stop.set()
         worker.cleanup()
-        await kafka_io.delete_topics(
-            bench.bootstrap, await kafka_io.topics_matching(bench.bootstrap, app_id)
-        )
+        await delete_run_topics(bench, app_id, names)
     return LatencyRun(
         rate=rate,
         sent=len(sent),

@@ -1,6 +1,7 @@
 """Table recovery: a fresh worker (empty data dir) restoring a sellers table of N keys.
 
-The changelog ``<app_id>-sellers-changelog`` is filled directly, in the format Faust writes:
+The changelog ``bench.<run>.rec.<app_id>-sellers-changelog`` (the run's topic prefix, as the
+worker's ``KARROT_TOPIC_PREFIX``) is filled directly, in the format Faust writes:
 the key as a JSON string (karrot_streams.pipeline.facts.table_key), the value as the JSON of
 ``SellerSales`` (karrot_streams.tables.aggregates.to_value), each in the partition the default
 partitioner gives its key. Recovery time runs from process start to Faust's "Worker ready";
@@ -19,10 +20,10 @@ from aiokafka.partitioner import murmur2
 
 from bench import kafka_io
 from bench.context import Bench
-from bench.karrot import prepare_internal_topics
+from bench.karrot import delete_run_topics, prepare_topics
 from bench.worker import READY, Worker
 from karrot_streams.connections import as_connection
-from karrot_streams.events.types import INPUT_TOPICS
+from karrot_streams.events.topics import TopicNames
 from karrot_streams.tables.aggregates import SellerSales, to_value
 from karrot_streams.tables.facts import table_key
 
@@ -54,9 +55,9 @@ def seller(tag: str, n: int) -> SellerSales:
     )
 
 
-async def fill(bench: Bench, app_id: str, tag: str, keys: int) -> float:
+async def fill(bench: Bench, app_id: str, names: TopicNames, tag: str, keys: int) -> float:
     """Write ``keys`` changelog records; return the seconds it took."""
-    topic = f"{app_id}-sellers-changelog"
+    topic = names.changelog(app_id, "sellers")
     partitions = bench.settings.topic_partitions
     await kafka_io.create_topics(
         bench.bootstrap, [topic], partitions, {"cleanup.policy": "compact"}
@@ -104,9 +105,14 @@ async def _verify(worker: Worker, tag: str, keys: int) -> bool:
     return answer.status_code == 200 and answer.json().get("salesCount") == probe.sales_count
 
 
-async def recover(bench: Bench, app_id: str, tag: str, keys: int, index: int) -> RecoveryRun:
+async def recover(
+    bench: Bench, app_id: str, names: TopicNames, tag: str, keys: int, index: int
+) -> RecoveryRun:
     worker = Worker(
-        app_id, bench.logs / f"{app_id}.r{index}.data", bench.logs / f"{app_id}.r{index}.log"
+        app_id,
+        bench.logs / f"{app_id}.r{index}.data",
+        bench.logs / f"{app_id}.r{index}.log",
+        {"KARROT_TOPIC_PREFIX": names.prefix},
     )
     try:
         worker.start()
@@ -130,13 +136,13 @@ async def run(bench: Bench) -> tuple[float, list[RecoveryRun]]:
     app_id = f"bench-{bench.run_id}-rec"
     tag = f"{bench.run_id}rec-"
     keys = bench.options.recovery_keys
-    await kafka_io.start_group_at_end(bench.bootstrap, app_id, INPUT_TOPICS)
-    await prepare_internal_topics(bench, app_id)
+    names = bench.topics("rec")
+    await prepare_topics(bench, app_id, names)
     try:
-        filled = await fill(bench, app_id, tag, keys)
-        runs = [await recover(bench, app_id, tag, keys, i) for i in range(bench.options.runs)]
+        filled = await fill(bench, app_id, names, tag, keys)
+        runs = [
+            await recover(bench, app_id, names, tag, keys, i) for i in range(bench.options.runs)
+        ]
     finally:
-        await kafka_io.delete_topics(
-            bench.bootstrap, await kafka_io.topics_matching(bench.bootstrap, app_id)
-        )
+        await delete_run_topics(bench, app_id, names)
     return filled, runs

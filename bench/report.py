@@ -65,7 +65,6 @@ def figures(results: Results) -> dict[str, Figure | None]:
         "worker_rss_mib": _fig(results.karrot, lambda r: r.rss_bytes and r.rss_bytes / MIB),
         "peer_rss_mib": _fig(results.peer, lambda r: r.rss_bytes and r.rss_bytes / MIB),
         "worker_startup_s": _fig(results.karrot, lambda r: r.startup_seconds),
-        "karrot_foreign_events": _fig(results.karrot, lambda r: r.foreign_events),
         "raw_cores": _fig(results.raw, lambda r: r.cpu.process_cores if r.cpu else None),
         "karrot_worker_cores": _fig(
             results.karrot, lambda r: r.cpu.process_cores if r.cpu else None
@@ -164,7 +163,6 @@ def table(results: Results) -> str:
     if drift is not None and drift.median > 2:
         rows.append(("  (latency runs fell behind: see drift)", f"{drift.median:.1f}x", "", ""))
     add("  worker CPU during the latency runs, cores", "latency_worker_cores", ".2f")
-    add("  others' events the worker also read", "karrot_foreign_events", ",.0f", "shared topics")
     add("CPU per event: raw loop, us", "raw_cpu_us_per_event", ",.0f")
     add("CPU per event: karrot worker, us", "karrot_cpu_us_per_event", ",.0f")
     add("CPU per event: peer, us", "peer_cpu_us_per_event", ",.0f")

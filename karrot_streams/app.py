@@ -107,7 +107,9 @@ def create_app(settings: Settings | None = None) -> KarrotApp:
     app.peer_auth = PeerAuth(settings.peer_key)
     app.aggregates = None
     if settings.role in ("all", "aggregates"):
-        app.aggregates = Tables.declare(app, settings.topic_partitions, settings.app_id)
+        app.aggregates = Tables.declare(
+            app, settings.topic_partitions, settings.app_id, settings.topic_names
+        )
         table_agents.register(app, app.resources, app.aggregates)
     if settings.role in ("all", "pipeline"):
         pipeline_agents.register(app, app.resources)

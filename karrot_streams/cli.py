@@ -28,7 +28,9 @@ async def _generate(settings: Settings, args: argparse.Namespace) -> None:
     spec = traffic.TrafficSpec(count=args.count, poison_share=args.poison, seed=args.seed)
     writers = {topic: resources.writers[topic] for topic in INPUT_TOPICS}
     batch = list(traffic.records(spec, writers))
-    seconds = await traffic.produce(kafka_connection(settings), batch, rate=args.rate)
+    seconds = await traffic.produce(
+        kafka_connection(settings), batch, rate=args.rate, names=settings.topic_names
+    )
     poison = sum(1 for r in batch if r.poison)
     print(
         f"produced {len(batch)} records ({poison} poison) in {seconds:.2f}s"

@@ -9,7 +9,8 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAlreadyExistsError
 
 from karrot_streams.connections import kafka_connection
-from karrot_streams.events.types import INPUT_TOPICS, dead_letter_topic, enriched_topic
+from karrot_streams.events.topics import TopicNames
+from karrot_streams.events.types import INPUT_TOPICS
 from karrot_streams.resources import Resources
 from karrot_streams.settings import Settings
 
@@ -19,11 +20,13 @@ log = logging.getLogger(__name__)
 DYNAMIC_TOPIC_CONFIG = 1
 
 
-def contract_topics() -> list[str]:
+def contract_topics(names: TopicNames | None = None) -> list[str]:
+    """The physical names of the contract's input, enriched and dead-letter topics."""
+    names = names or TopicNames()
     return [
         name
         for topic in INPUT_TOPICS
-        for name in (topic, enriched_topic(topic), dead_letter_topic(topic))
+        for name in (names.physical(topic), names.enriched(topic), names.dead_letter(topic))
     ]
 
 
@@ -60,7 +63,8 @@ async def dead_letter_limits(settings: Settings) -> None:
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        names = [dead_letter_topic(t) for t in INPUT_TOPICS if dead_letter_topic(t) in existing]
+        ours = [settings.topic_names.dead_letter(t) for t in INPUT_TOPICS]
+        names = [name for name in ours if name in existing]
         if not names:
             return
         described = await admin.describe_configs(
@@ -91,7 +95,7 @@ async def dead_letter_limits(settings: Settings) -> None:
 
 
 async def provision(settings: Settings) -> None:
-    created = await create_topics(settings, contract_topics())
+    created = await create_topics(settings, contract_topics(settings.topic_names))
     await dead_letter_limits(settings)
     log.info("Topics created: %s", created or "none (all there)")
     resources = Resources.create(settings)

@@ -53,7 +53,7 @@ class Resources:
                 tls=registry_tls_context(settings),
             ),
             store=EventStore(settings.database_dsn),
-            topics=InternalTopics(settings.app_id),
+            topics=InternalTopics(settings.app_id, settings.topic_prefix),
             status_counts=StatusCounts(settings.database_dsn),
         )
 

@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from karrot_streams.events.topics import TopicNames, check_prefix
 from karrot_streams.serving import advertised_url
 
 ProcessingGuarantee = Literal["at_least_once", "exactly_once"]
@@ -86,6 +87,11 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="KARROT_", frozen=True, extra="ignore")
 
     app_id: str = "karrot-streams"
+    #: Put before every topic name the worker, its commands and provisioning use on the broker
+    #: (``bench.run-1.`` makes ``bench.run-1.item-events``), so test and benchmark runs sharing
+    #: a cluster never read each other's events. Empty: the contract's names. Everything else
+    #: (validation, the event store, headers, metrics, the API) keeps the logical names.
+    topic_prefix: str = ""
     kafka_bootstrap: str = "localhost:9092"
     #: How every Kafka client of the project connects (connections.py builds the clients'
     #: arguments from these): TLS with ``SSL``/``SASL_SSL``, SASL with ``SASL_*``.
@@ -190,6 +196,11 @@ class Settings(BaseSettings):
             raise ValueError("KARROT_PEER_SECRET must be at least 16 characters")
         return value
 
+    @field_validator("topic_prefix")
+    @classmethod
+    def _topic_prefix(cls, value: str) -> str:
+        return check_prefix(value)
+
     @model_validator(mode="after")
     def _connections(self) -> Settings:
         problems = connection_problems(self)
@@ -201,6 +212,10 @@ class Settings(BaseSettings):
     @classmethod
     def _tokens(cls, value: object) -> object:
         return _split_tokens(value)
+
+    @property
+    def topic_names(self) -> TopicNames:
+        return TopicNames(self.topic_prefix)
 
     @property
     def canonical_url(self) -> str:

@@ -23,6 +23,7 @@ from karrot_streams.avro.framing import frame
 from karrot_streams.avro.registry import WriterSchema
 from karrot_streams.connections import KafkaConnection, as_connection
 from karrot_streams.events.model import Event
+from karrot_streams.events.topics import TopicNames
 from karrot_streams.events.types import PAYLOAD_RECORD_OF, TOPIC_OF, EventType
 
 CATEGORIES = (
@@ -195,8 +196,13 @@ async def produce(
     batch: list[Record],
     rate: float | None = None,
     acks: str | int = "all",
+    names: TopicNames | None = None,
 ) -> float:
-    """Produce ``batch`` (at ``rate`` per second, or as fast as possible); return seconds taken."""
+    """Produce ``batch`` (at ``rate`` per second, or as fast as possible); return seconds taken.
+
+    The records name logical topics; ``names`` says where they are on the broker.
+    """
+    names = names or TopicNames()
     producer = AIOKafkaProducer(
         **as_connection(kafka).client_kwargs(), acks=acks, linger_ms=5, max_batch_size=256 * 1024
     )
@@ -205,7 +211,9 @@ async def produce(
     try:
         pending = []
         for n, record in enumerate(batch):
-            pending.append(await producer.send(record.topic, value=record.raw, key=record.key))
+            pending.append(
+                await producer.send(names.physical(record.topic), value=record.raw, key=record.key)
+            )
             if rate:
                 ahead = n / rate - (time.perf_counter() - started)
                 if ahead > 0:

@@ -135,9 +135,11 @@ async def _list(
     *,
     as_json: bool = False,
 ) -> int:
+    # ``topic`` is the logical name the command was given; Kafka holds the physical one.
+    physical = settings.topic_names.physical(topic)
     scan = await list_dead_letters(
         kafka_connection(settings),
-        topic,
+        physical,
         limit=max(0, limit),
         max_bytes=settings.dlq_read_max_bytes,
         where=ListRange(since=selection.since),
@@ -145,7 +147,7 @@ async def _list(
     )
     shown = scan.letters
     async with RedriveRecords.connect(settings.database_dsn) as records:
-        known = await records.lookup(topic, [x.position for x in shown])
+        known = await records.lookup(physical, [x.position for x in shown])
     if as_json:
         write(
             json.dumps(
@@ -230,8 +232,9 @@ async def _redrive(
     dry_run: bool,
     confirm: Confirm | None = None,
 ) -> int:
+    physical = settings.topic_names.physical(topic)
     letters = await read_dead_letters(
-        kafka_connection(settings), topic, position=selection.single, since=selection.since
+        kafka_connection(settings), physical, position=selection.single, since=selection.since
     )
     if selection.single is not None and not letters:
         write(
@@ -262,9 +265,11 @@ async def _redrive(
             return await producer.send(target, value, key=key, headers=headers)
 
         async with RedriveRecords.connect(settings.database_dsn) as records:
-            redriver = Redriver(records=records, send=send)
+            redriver = Redriver(records=records, send=send, topics=settings.topic_names)
             try:
-                report = await redriver.redrive(topic, select(letters, selection), dry_run=dry_run)
+                report = await redriver.redrive(
+                    physical, select(letters, selection), dry_run=dry_run
+                )
             except RedriveIncomplete as exc:
                 write(report_table(exc.report))
                 write(summary(exc.report))

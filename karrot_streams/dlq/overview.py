@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from karrot_streams.connections import KafkaConnection
 from karrot_streams.dlq.reader import dlq_consumer, partitions_of, scan_newest
 from karrot_streams.events.timestamps import iso_utc
+from karrot_streams.events.topics import TopicNames
 
 DEFAULT_MAX_BYTES = 32 * 1024 * 1024
 
@@ -27,10 +28,14 @@ class DeadLetterOverview:
     counts: dict[str, int]
     recent: list[dict[str, Any]]
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, names: TopicNames | None = None) -> dict[str, Any]:
+        """Under the logical topic names of ``names`` (the topics were read by physical name)."""
+        names = names or TopicNames()
         return {
-            "topics": {topic: {"count": count} for topic, count in self.counts.items()},
-            "recent": self.recent,
+            "topics": {names.logical(topic): {"count": n} for topic, n in self.counts.items()},
+            "recent": [
+                {**letter, "topic": names.logical(letter["topic"])} for letter in self.recent
+            ],
         }
 
 

@@ -21,6 +21,7 @@ from typing import Any, Literal, Protocol
 from karrot_streams.dlq.dead_letters import DeadLetter, HeaderList, Position, redrive_headers
 from karrot_streams.dlq.records import CLAIM_LEASE_S, RedriveRecord, Target
 from karrot_streams.events.failures import TransientFailure
+from karrot_streams.events.topics import TopicNames
 from karrot_streams.pipeline.dead_letters import FAILED_AT
 
 log = logging.getLogger(__name__)
@@ -110,6 +111,7 @@ class Redriver:
         *,
         records: Records,
         send: Send,
+        topics: TopicNames | None = None,
         request_id: str | None = None,
         lease_s: float = CLAIM_LEASE_S,
         kafka_timeout_s: float = 30.0,
@@ -118,6 +120,8 @@ class Redriver:
     ) -> None:
         self._records = records
         self._send = send
+        #: ``original_topic`` holds the logical name: the letter goes back to its physical topic.
+        self._topics = topics or TopicNames()
         self.request_id = request_id or uuid.uuid4().hex
         self._lease_s = lease_s
         self._kafka_timeout_s = kafka_timeout_s
@@ -127,7 +131,11 @@ class Redriver:
     async def redrive(
         self, dlq_topic: str, letters: Sequence[DeadLetter], *, dry_run: bool
     ) -> RedriveReport:
-        """Redrive ``letters`` (read from ``dlq_topic``); ``dry_run`` only says what it would do."""
+        """Redrive ``letters`` (read from ``dlq_topic``); ``dry_run`` only says what it would do.
+
+        ``dlq_topic`` is the physical name: the records of one prefix's letters must never
+        claim another's at the same offsets.
+        """
         unique = sorted({letter.position: letter for letter in letters}.values(), key=_position)
         known = await self._records.lookup(dlq_topic, [x.position for x in unique])
         outcomes: dict[Position, DeadLetterOutcome] = {}
@@ -144,7 +152,11 @@ class Redriver:
             outcomes.update((x.position, DeadLetterOutcome(x, "WOULD_REDRIVE")) for x in pending)
             return _report(dlq_topic, True, unique, outcomes)
 
-        wanted = {x.position: x.original_topic for x in pending if x.original_topic is not None}
+        wanted = {
+            x.position: self._topics.physical(x.original_topic)
+            for x in pending
+            if x.original_topic is not None
+        }
         claimed = await self._records.claim(dlq_topic, wanted, self.request_id, self._lease_s)
         # Not claimed: another request holds it (or has just redriven it).
         lost = [x for x in pending if x.position not in claimed]
@@ -175,10 +187,11 @@ class Redriver:
         refused: list[Position] = []
         acks: dict[asyncio.Future[Any], DeadLetter] = {}
         for letter in letters:
-            topic = letter.original_topic
-            assert topic is not None  # noqa: S101  only letters with a target are claimed
+            original = letter.original_topic
+            assert original is not None  # noqa: S101  only letters with a target are claimed
+            target = self._topics.physical(original)
             try:
-                ack = await self._send(topic, letter.key, letter.value, redrive_headers(letter))
+                ack = await self._send(target, letter.key, letter.value, redrive_headers(letter))
             except Exception as exc:  # noqa: BLE001  any producer error: the letter stays put
                 failures[letter.position] = _describe(exc)
                 refused.append(letter.position)

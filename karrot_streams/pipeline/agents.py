@@ -10,7 +10,7 @@ from typing import Any
 
 import faust
 
-from karrot_streams.events.types import INPUT_TOPICS, dead_letter_topic, enriched_topic
+from karrot_streams.events.types import INPUT_TOPICS
 from karrot_streams.pipeline.handler import BatchHandler, HeaderList
 from karrot_streams.pipeline.messages import Incoming, normalized_headers
 from karrot_streams.resources import Resources
@@ -132,8 +132,10 @@ def register(app: faust.App, resources: Resources) -> list[Any]:
             emits.then(handler.emit(prepared), events)
 
     agents = []
+    names = resources.topics.names
     for name in INPUT_TOPICS:
-        source = raw_topic(app, name, settings.topic_partitions)
+        # The agent keeps its logical name: Faust derives nothing on the broker from it.
+        source = raw_topic(app, names.physical(name), settings.topic_partitions)
         agents.append(app.agent(source, name=f"pipeline.{name}")(consume))
     return agents
 
@@ -141,6 +143,8 @@ def register(app: faust.App, resources: Resources) -> list[Any]:
 def output_topics(app: faust.App, resources: Resources) -> list[Any]:
     """Declared so Faust creates them with our partition count before the first send."""
     partitions = resources.settings.topic_partitions
-    names = [enriched_topic(t) for t in INPUT_TOPICS] + [dead_letter_topic(t) for t in INPUT_TOPICS]
-    names += list(resources.topics.all())
+    topics = resources.topics
+    names = [topics.names.enriched(t) for t in INPUT_TOPICS]
+    names += [topics.names.dead_letter(t) for t in INPUT_TOPICS]
+    names += list(topics.all())
     return [raw_topic(app, name, partitions) for name in names]

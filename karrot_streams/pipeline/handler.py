@@ -16,7 +16,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -95,6 +95,7 @@ class BatchHandler:
     async def prepare(self, batch: Sequence[Incoming]) -> Prepared:
         """Classify the batch and write its event-store rows (waits out outages)."""
         now = datetime.now(UTC)
+        batch = self._logical(batch)
         outcomes = [await self._classify(message, now) for message in batch]
         outcomes = await self._store_rows(outcomes)
         return Prepared(outcomes, now)
@@ -124,6 +125,17 @@ class BatchHandler:
             self._metrics.processed.labels(topic).inc(n)
         for (topic, reason), n in dead.items():
             self._metrics.dead_lettered.labels(topic, reason).inc(n)
+
+    def _logical(self, batch: Sequence[Incoming]) -> Sequence[Incoming]:
+        """The batch under its logical topic: the edge where the physical name is dropped.
+
+        Validation, rows, headers and metrics below speak the contract's names; only
+        :meth:`_outgoing` turns names back into physical ones.
+        """
+        names = self._topics.names
+        if not names.prefix:
+            return batch
+        return [replace(message, topic=names.logical(message.topic)) for message in batch]
 
     def _down(self, component: str) -> OnDown:
         def report(exc: BaseException, attempt: int) -> None:
@@ -230,9 +242,10 @@ class BatchHandler:
         incoming = outcome.incoming
         if isinstance(outcome, Rejected):
             headers = dead_letter_headers(outcome, now)
-            return [(dead_letter_of(outcome), incoming.key, incoming.value, headers)]
-        topic = enriched_topic(incoming.topic)
-        writer = self._enriched_writers[topic]
+            dead_letters = self._topics.names.physical(dead_letter_of(outcome))
+            return [(dead_letters, incoming.key, incoming.value, headers)]
+        writer = self._enriched_writers[enriched_topic(incoming.topic)]
+        topic = self._topics.names.enriched(incoming.topic)
         key = incoming.key if incoming.key is not None else outcome.event.aggregate_id.encode()
         trace = trace_context(incoming.headers) if incoming.headers else None
         records: list[Outgoing] = [

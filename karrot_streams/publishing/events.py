@@ -18,6 +18,7 @@ from karrot_streams.avro.registry import WriterSchema
 from karrot_streams.events.failures import TransientFailure
 from karrot_streams.events.model import Event
 from karrot_streams.events.timestamps import iso_utc
+from karrot_streams.events.topics import TopicNames
 from karrot_streams.publishing.errors import PublishUnavailable
 from karrot_streams.store.event_store import Status, StoreRow
 
@@ -63,6 +64,7 @@ class EventPublisher:
         send: Send,
         writers: Mapping[str, WriterSchema],
         headers: HeaderList | None = None,
+        topics: TopicNames | None = None,
         store_timeout_s: float = 10.0,
         kafka_timeout_s: float = 15.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -72,6 +74,7 @@ class EventPublisher:
         self._writers = writers
         #: Put on every record this publisher produces: the request's trace context.
         self._headers = list(headers or [])
+        self._topics = topics or TopicNames()
         self._store_timeout_s = store_timeout_s
         self._kafka_timeout_s = kafka_timeout_s
         self._clock = clock
@@ -84,7 +87,9 @@ class EventPublisher:
         await self._write(self._row(event, Status.CREATED), "store the event")
         try:
             metadata = await asyncio.wait_for(
-                self._produce(topic, event.aggregate_id.encode("utf-8"), value),
+                self._produce(
+                    self._topics.physical(topic), event.aggregate_id.encode("utf-8"), value
+                ),
                 self._kafka_timeout_s,
             )
         except Exception as exc:
@@ -106,7 +111,8 @@ class EventPublisher:
         return Published(
             event_id=event.event_id,
             published_at=published_at,
-            topic=str(metadata.topic),
+            # The contract's name: a client never sees the prefix of the run it talks to.
+            topic=topic,
             partition=int(metadata.partition),
             offset=int(metadata.offset),
         )

@@ -8,6 +8,7 @@ from typing import Any
 
 import faust
 
+from karrot_streams.events.topics import TopicNames
 from karrot_streams.runtime import internals
 from karrot_streams.tables import codec
 
@@ -28,13 +29,25 @@ class Tables:
     users_daily: Any  # windowed, key region
 
     @classmethod
-    def declare(cls, app: faust.App, partitions: int, app_id: str | None = None) -> Tables:
-        """The tables of ``app``; their changelogs named after ``app_id`` (default: app's id)."""
+    def declare(
+        cls,
+        app: faust.App,
+        partitions: int,
+        app_id: str | None = None,
+        names: TopicNames | None = None,
+    ) -> Tables:
+        """The tables of ``app``; their changelogs named after ``app_id`` (default: app's id).
+
+        ``names`` puts the topic prefix before the changelogs too: Faust names them after the
+        app id alone, which would share them between runs of one id under different prefixes.
+        """
         codec.register()
         tables = cls._declare(app, partitions)
-        if app_id is not None and app_id != app.conf.id:
+        names = names or TopicNames()
+        owner = app_id if app_id is not None else app.conf.id
+        if owner != app.conf.id or names.prefix:
             for table in app.tables.values():
-                internals.pin_changelog_topic(table, f"{app_id}-{table.name}-changelog")
+                internals.pin_changelog_topic(table, names.changelog(owner, table.name))
         return tables
 
     @classmethod

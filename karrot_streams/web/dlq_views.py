@@ -62,9 +62,11 @@ class DeadLetterMessagesView(ApiView):
         where = parse_list_range(request.query)
         resources = await self.ready()
         settings = resources.settings
+        # The path names the logical topic; Kafka and the redrive records hold the physical one.
+        physical = resources.topics.names.physical(dlq_topic)
         if selection.single is not None:
             one = await _kafka(
-                read_dead_letter(kafka_connection(settings), dlq_topic, selection.single)
+                read_dead_letter(kafka_connection(settings), physical, selection.single)
             )
             shown = [one] if one is not None and selection.matches(one) else []
             scan = Scan(letters=shown, matched=len(shown), records=int(one is not None))
@@ -73,7 +75,7 @@ class DeadLetterMessagesView(ApiView):
             scan = await _kafka(
                 list_dead_letters(
                     kafka_connection(settings),
-                    dlq_topic,
+                    physical,
                     limit=limit,
                     max_bytes=settings.dlq_read_max_bytes,
                     where=where,
@@ -82,14 +84,16 @@ class DeadLetterMessagesView(ApiView):
             )
             shown = scan.letters
         async with _database(), RedriveRecords.connect(settings.database_dsn) as records:
-            known = await records.lookup(dlq_topic, [x.position for x in shown])
+            known = await records.lookup(physical, [x.position for x in shown])
         envelopes = EnvelopeReader(resources.registry)
         messages = []
         for letter in shown:
             record = known.get(letter.position)
             value = await envelopes.json(letter.value)
             messages.append(
-                message_json(letter, value, redriven=record is not None and record.redriven)
+                message_json(
+                    letter, value, redriven=record is not None and record.redriven, topic=dlq_topic
+                )
             )
         return json_response(
             {
@@ -122,11 +126,13 @@ class RedriveView(ApiView):
         dlq_topic = dead_letter_topic_named(topic)
         command = parse_redrive(await read_body(request, settings.max_body_bytes))
         selection = command.selection
-        await self.ready()
+        resources = await self.ready()
+        names = resources.topics.names
+        physical = names.physical(dlq_topic)
         letters = await _kafka(
             read_dead_letters(
                 kafka_connection(settings),
-                dlq_topic,
+                physical,
                 position=selection.single,
                 since=selection.since,
             )
@@ -148,9 +154,9 @@ class RedriveView(ApiView):
 
         async def redrive() -> RedriveReport:
             async with RedriveRecords.connect(settings.database_dsn) as records:
-                redriver = Redriver(records=records, send=send, request_id=request_id)
+                redriver = Redriver(records=records, send=send, topics=names, request_id=request_id)
                 return await redriver.redrive(
-                    dlq_topic, select(letters, selection), dry_run=command.dry_run
+                    physical, select(letters, selection), dry_run=command.dry_run
                 )
 
         async with _database():
@@ -185,9 +191,11 @@ def require_admin(request: web.Request, settings: Settings) -> None:
         )
 
 
-def message_json(letter: DeadLetter, value: Any, *, redriven: bool) -> dict[str, Any]:
+def message_json(letter: DeadLetter, value: Any, *, redriven: bool, topic: str) -> dict[str, Any]:
+    """One letter as the API shows it, under ``topic``, its topic's logical name."""
     return {
         **dead_letter_json(letter),
+        "topic": topic,
         "value": value,
         "valueBase64": value_base64(letter.value),
         "redriven": redriven,

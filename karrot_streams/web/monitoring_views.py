@@ -11,7 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from karrot_streams.connections import kafka_connection
 from karrot_streams.dlq.overview import read_overview
-from karrot_streams.events.types import INPUT_TOPICS, dead_letter_topic
+from karrot_streams.events.types import INPUT_TOPICS
 from karrot_streams.monitoring import health_checks
 from karrot_streams.monitoring.commit_monitor import CommitMonitor
 from karrot_streams.web.http.errors import ServiceUnavailable
@@ -70,7 +70,8 @@ class DeadLettersView(ApiView):
         limit = parse_limit(
             request.query.get("limit"), default=DLQ_DEFAULT_LIMIT, maximum=DLQ_MAX_LIMIT
         )
-        topics = [dead_letter_topic(topic) for topic in INPUT_TOPICS]
+        names = self.resources.topics.names
+        topics = [names.dead_letter(topic) for topic in INPUT_TOPICS]
         try:
             settings = self.resources.settings
             letters = await read_overview(
@@ -85,7 +86,7 @@ class DeadLettersView(ApiView):
             raise ServiceUnavailable(
                 "Kafka could not be read", details={"reason": f"{type(exc).__name__}: {exc}"[:300]}
             ) from exc
-        return json_response(letters.to_json())
+        return json_response(letters.to_json(names))
 
 
 class MetricsView(ApiView):

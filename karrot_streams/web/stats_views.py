@@ -21,6 +21,7 @@ from aiohttp import web
 from prometheus_client import Counter
 
 from karrot_streams.events.timestamps import iso_epoch
+from karrot_streams.events.topics import TopicNames
 from karrot_streams.events.types import INPUT_TOPICS
 from karrot_streams.monitoring.commit_monitor import CommitMonitor
 from karrot_streams.runtime import internals
@@ -76,16 +77,22 @@ def topic_stats(
 
 
 def partition_lag(
-    highwaters: Mapping[Any, int], committed: Mapping[Any, int | None]
+    highwaters: Mapping[Any, int],
+    committed: Mapping[Any, int | None],
+    names: TopicNames | None = None,
 ) -> list[dict[str, Any]]:
-    """One row per partition, sorted; ``lag`` is None while nothing is known to be committed."""
+    """One row per partition, sorted; ``lag`` is None while nothing is known to be committed.
+
+    Topics are shown by their logical names, as everywhere in the API.
+    """
+    names = names or TopicNames()
     rows = []
     for tp in sorted(highwaters, key=lambda tp: (tp.topic, tp.partition)):
         end = highwaters[tp]
         done = committed.get(tp)
         rows.append(
             {
-                "topic": tp.topic,
+                "topic": names.logical(tp.topic) if tp.topic.startswith(names.prefix) else tp.topic,
                 "partition": tp.partition,
                 "highwater": end,
                 "committed": done,
@@ -103,7 +110,7 @@ def committed_offsets(app: Any, monitor: object) -> dict[Any, int | None]:
     return known
 
 
-async def consumer_lag(app: Any) -> list[dict[str, Any]]:
+async def consumer_lag(app: Any, names: TopicNames | None = None) -> list[dict[str, Any]]:
     try:
         assignment = app.consumer.assignment()
     except Exception:  # noqa: BLE001  ConsumerNotStarted before the worker runs
@@ -120,7 +127,7 @@ async def consumer_lag(app: Any) -> list[dict[str, Any]]:
     except Exception:  # noqa: BLE001  the health view reports a broker outage; use what is known
         ends = getattr(app.monitor, "tp_end_offsets", None) or {}
         highwaters = {tp: int(end) for tp, end in ends.items() if tp in set(assigned)}
-    return partition_lag(highwaters, committed_offsets(app, app.monitor))
+    return partition_lag(highwaters, committed_offsets(app, app.monitor), names)
 
 
 def store_counts_json(cache: StatusCounts | None) -> dict[str, Any]:
@@ -153,7 +160,9 @@ class StatsView(ApiView):
         app = self.karrot
         resources = self.resources
         metrics = resources.metrics
-        lag, store = await asyncio.gather(consumer_lag(app), store_counts(resources.status_counts))
+        lag, store = await asyncio.gather(
+            consumer_lag(app, resources.topics.names), store_counts(resources.status_counts)
+        )
         monitor = app.monitor
         started = monitor.started_at if isinstance(monitor, CommitMonitor) else None
         return json_response(

@@ -66,6 +66,7 @@ class ApiView(View):
             send=send,
             writers=resources.writers,
             headers=request_trace_headers(request),
+            topics=resources.topics.names,
         )
 
     async def on_request_error(self, request: Request, exc: WebError) -> Response:

@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 
 from karrot_streams.connections import KafkaConnection
+from karrot_streams.events.topics import TopicNames
 from karrot_streams.events.types import INPUT_TOPICS
 from tests.support.kafka import start_group_at_end
 
@@ -83,6 +84,11 @@ class WorkerProcess:
         )
         return env
 
+    def input_topics(self) -> list[str]:
+        """The input topics the worker reads, behind its ``KARROT_TOPIC_PREFIX`` if it has one."""
+        names = TopicNames(self.env().get("KARROT_TOPIC_PREFIX", ""))
+        return [names.physical(topic) for topic in INPUT_TOPICS]
+
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if self.from_end:
@@ -92,7 +98,7 @@ class WorkerProcess:
             # A thread of its own: start() is called from sync and async tests alike.
             thread = threading.Thread(
                 target=asyncio.run,
-                args=(start_group_at_end(bootstrap, self.app_id, list(INPUT_TOPICS)),),
+                args=(start_group_at_end(bootstrap, self.app_id, self.input_topics()),),
             )
             thread.start()
             thread.join(timeout=60)

@@ -12,6 +12,7 @@ from karrot_streams import cli, traffic
 from karrot_streams.avro.registry import WriterSchema
 from karrot_streams.connections import KafkaConnection, KafkaMisconfigured
 from karrot_streams.dlq import commands as dlq_commands
+from karrot_streams.events.topics import TopicNames
 from karrot_streams.monitoring import logs
 from karrot_streams.resources import Resources
 from karrot_streams.settings import Settings
@@ -75,9 +76,12 @@ def test_generate_produces_the_traffic_asked_for(
 ) -> None:
     produced: list[list[Record]] = []
 
-    async def produce(kafka: Any, batch: list[Record], rate: float | None = None) -> float:
+    async def produce(
+        kafka: Any, batch: list[Record], rate: float | None = None, names: Any = None
+    ) -> float:
         produced.append(batch)
         assert rate == 50.0
+        assert names == TopicNames()  # no KARROT_TOPIC_PREFIX: the contract's topics
         return 0.5
 
     monkeypatch.setattr(Resources, "create", lambda settings: StartedResources())

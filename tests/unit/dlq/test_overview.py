@@ -6,6 +6,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from karrot_streams.dlq.overview import DeadLetterOverview, dead_letter_json, latest, read_window
+from karrot_streams.events.topics import TopicNames
 
 
 def record(offset: int, timestamp: int, topic: str = "dlq.item-events", partition: int = 0) -> Any:
@@ -67,3 +68,11 @@ def test_to_json() -> None:
         "topics": {"dlq.user-events": {"count": 3}, "dlq.chat-events": {"count": 0}},
         "recent": [],
     }
+
+
+def test_to_json_under_a_prefix_shows_logical_topics() -> None:
+    prefixed = dead_letter_json(record(4, 0, topic="p1.dlq.user-events"))
+    letters = DeadLetterOverview({"p1.dlq.user-events": 1, "p1.dlq.chat-events": 0}, [prefixed])
+    shown = letters.to_json(TopicNames("p1."))
+    assert shown["topics"] == {"dlq.user-events": {"count": 1}, "dlq.chat-events": {"count": 0}}
+    assert [(x["topic"], x["offset"]) for x in shown["recent"]] == [("dlq.user-events", 4)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,6 +14,7 @@ from karrot_streams.dlq.dead_letters import DeadLetter, HeaderList, Position
 from karrot_streams.dlq.records import RedriveRecord, Target
 from karrot_streams.dlq.redrive import RedriveIncomplete, Redriver
 from karrot_streams.events.failures import TransientFailure
+from karrot_streams.events.topics import TopicNames
 
 T0 = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 
@@ -265,3 +266,24 @@ async def test_nothing_selected() -> None:
         "alreadyRedriven": 0,
         "messages": [],
     }
+
+
+async def test_under_a_prefix_a_letter_goes_back_to_its_physical_topic() -> None:
+    records, kafka = FakeRecords(), FakeKafka()
+    names = TopicNames("bench.r1.")
+    prefixed = [replace(x, topic="bench.r1.dlq.chat-events") for x in LETTERS]
+    redrive = Redriver(records=records, send=kafka.send, topics=names, request_id="p1")
+
+    report = await redrive.redrive("bench.r1.dlq.chat-events", prefixed, dry_run=False)
+
+    assert report.redriven == 3
+    # The header keeps the logical name; the record goes to the prefixed input topic.
+    assert {topic for topic, _, _, _ in kafka.sent} == {"bench.r1.chat-events"}
+    assert ("redriven_from", b"bench.r1.dlq.chat-events:0:3") in kafka.sent[0][3]
+    # Claimed under the physical dead-letter topic: the same offsets of the unprefixed
+    # dlq.chat-events are another run's letters, still to redrive.
+    assert {topic for topic, _ in records.rows} == {"bench.r1.dlq.chat-events"}
+    unprefixed = await redriver(records, kafka, "r2").redrive(
+        "dlq.chat-events", LETTERS, dry_run=True
+    )
+    assert unprefixed.count("WOULD_REDRIVE") == 3

@@ -47,6 +47,7 @@ class Rig:
         registry: FakeRegistry | None = None,
         store: FakeStore | None = None,
         send: FakeSend | None = None,
+        topics: InternalTopics = TOPICS,
     ) -> None:
         self.registry = registry or FakeRegistry()
         self.store = store or FakeStore()
@@ -58,7 +59,7 @@ class Rig:
             registry=self.registry,
             store=self.store,
             send=self.send,
-            topics=TOPICS,
+            topics=topics,
             enriched_writers=self.writers,
             fee_rate=Decimal("0.033"),
             retry_attempts=RETRY_ATTEMPTS,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from faust.types import TP
 from prometheus_client import CollectorRegistry
 
+from karrot_streams.events.topics import TopicNames
 from karrot_streams.monitoring.metrics import Metrics
 from karrot_streams.store.status_counts import StatusCounts
 from karrot_streams.web.stats_views import (
@@ -69,3 +70,12 @@ def test_store_counts_come_from_the_cache_with_their_age() -> None:
     cache.error = "OperationalError: down"
     assert store_counts_json(cache)["error"] == "OperationalError: down"
     assert store_counts_json(cache)["counts"]["PROCESSED"] == 7
+
+
+def test_lag_under_a_prefix_names_topics_logically() -> None:
+    rows = partition_lag(
+        {TP("p1.item-events", 0): 5, TP("p1.app.facts.items", 0): 2, TP("elsewhere", 0): 1},
+        {},
+        TopicNames("p1."),
+    )
+    assert [row["topic"] for row in rows] == ["elsewhere", "app.facts.items", "item-events"]
