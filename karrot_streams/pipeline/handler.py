@@ -16,7 +16,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -135,7 +135,14 @@ class BatchHandler:
         names = self._topics.names
         if not names.prefix:
             return batch
-        return [replace(message, topic=names.logical(message.topic)) for message in batch]
+        logical = {topic: names.logical(topic) for topic in {m.topic for m in batch}}
+        # The constructor, not dataclasses.replace: a third of the cost, on every record.
+        return [
+            Incoming(
+                logical[m.topic], m.partition, m.offset, m.key, m.value, m.headers, m.timestamp_ms
+            )
+            for m in batch
+        ]
 
     def _down(self, component: str) -> OnDown:
         def report(exc: BaseException, attempt: int) -> None:

@@ -194,3 +194,36 @@ def pin_changelog_topic(table: Any, name: str) -> None:
     if index.get(old) is table:
         del index[old]
     index[name] = table
+
+
+def encode_table_entry(table: Any, key: Any, value: Any) -> tuple[bytes, bytes | None]:
+    """``key`` and ``value`` as ``table`` stores them and sends them to its changelog.
+
+    The store's own encoders: Faust's changelog send calls the same serializer registry with
+    the same types and codecs (the changelog topic takes the table's), so one encoding serves
+    both.
+    """
+    store = table.data
+    return store._encode_key(key), store._encode_value(value)
+
+
+def store_put(table: Any, key: bytes, value: bytes | None) -> None:
+    """Encoded bytes into ``table``'s store, in the current event's partition (Faust's rule)."""
+    table.data._set(key, value)
+
+
+def track_key_expiry(table: Any, key: Any, partition: int) -> None:
+    """What a windowed table's ``on_key_set`` records so its expired windows are deleted."""
+    table._maybe_set_key_ttl(key, partition)
+
+
+def persist_changelog_offset(table: Any, tp: TP, offset: int) -> None:
+    """Where ``table``'s recovery starts for ``tp``, once its changelog holds ``offset``.
+
+    Faust's ``_on_changelog_sent``: at once, or at the transaction's commit under exactly-once.
+    """
+    app = table.app
+    if app.in_transaction:
+        app.tables.persist_offset_on_commit(table.data, tp, offset)
+    else:
+        table.data.set_persisted_offset(tp, offset)

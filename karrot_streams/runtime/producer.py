@@ -18,6 +18,8 @@ Headers = list[tuple[str, bytes]]
 #: (topic, key, value, headers), as the pipeline builds them.
 Record = tuple[str, bytes | None, bytes | None, Headers | None]
 Failed = list[tuple[Record, BaseException]]
+#: (topic, partition, key, value): a record sent to the partition it names.
+Placed = tuple[str, int, bytes, bytes | None]
 #: Faust's per-record send: the awaitable it returns resolves once the broker has the record.
 SendOne = Callable[[str, bytes | None, bytes | None, Headers | None], Awaitable[Awaitable[Any]]]
 
@@ -70,6 +72,32 @@ class BatchProducer:
         failed += await self._send_each(unkeyed, pending)
         return failed
 
+    async def send_placed(
+        self, records: Sequence[Placed], acked: dict[tuple[str, int], int]
+    ) -> list[tuple[Placed, BaseException]]:
+        """Send records to the partitions they name (a table's changelog: its event's
+        partition); the ones the broker did not take, with why. ``acked`` gets the last offset
+        the broker gave each partition.
+
+        In batches only: the large-record path is Faust's send, which places by key.
+        """
+        producer = internals.aiokafka_producer(self._app)
+        groups: dict[tuple[str, int], list[Record]] = {}
+        placed_of: dict[int, Placed] = {}
+        for placed in records:
+            topic, partition, key, value = placed
+            record: Record = (topic, key, value, None)
+            placed_of[id(record)] = placed
+            groups.setdefault((topic, partition), []).append(record)
+        pending: list[tuple[list[Record], Awaitable[Any]]] = []
+        failed: Failed = []
+        for (topic, partition), group in groups.items():
+            failed += await self._send_group(
+                producer, topic, partition, group, pending, batches_only=True
+            )
+        failed += await self._send_each((), pending, acked)
+        return [(placed_of[id(record)], exc) for record, exc in failed]
+
     async def _send_group(
         self,
         producer: Any,
@@ -77,6 +105,8 @@ class BatchProducer:
         partition: int,
         group: list[Record],
         pending: list[tuple[list[Record], Awaitable[Any]]],
+        *,
+        batches_only: bool = False,
     ) -> Failed:
         # Once a record of the partition is refused, the ones after it are not sent but
         # reported with it: resent in order, behind nothing later of theirs (the aggregates'
@@ -102,7 +132,7 @@ class BatchProducer:
 
         for record in group:
             value = record[2]
-            if value is not None and len(value) > LARGE_RECORD_BYTES:
+            if not batches_only and value is not None and len(value) > LARGE_RECORD_BYTES:
                 await flush()
                 if failed:
                     failed.append((record, failed[0][1]))
@@ -142,6 +172,7 @@ class BatchProducer:
         self,
         records: Sequence[Record],
         pending: list[tuple[list[Record], Awaitable[Any]]] | None = None,
+        acked: dict[tuple[str, int], int] | None = None,
     ) -> Failed:
         pending = list(pending or [])
         failed: Failed = []
@@ -156,4 +187,9 @@ class BatchProducer:
                 raise result
             if isinstance(result, BaseException):
                 failed.extend((record, result) for record in chunk)
+            elif acked is not None and result is not None:
+                # A batch's metadata carries its first offset; the chunk is in offset order.
+                place = (result.topic, result.partition)
+                last = result.offset + len(chunk) - 1
+                acked[place] = max(last, acked.get(place, last))
         return failed

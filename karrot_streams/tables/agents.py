@@ -22,7 +22,7 @@ from karrot_streams.resilience.backoff import until_delivered
 from karrot_streams.resources import Resources
 from karrot_streams.runtime import internals
 from karrot_streams.runtime.batches import ack_all, take_batches
-from karrot_streams.runtime.producer import BatchProducer, Record
+from karrot_streams.runtime.producer import BatchProducer, Placed, Record
 from karrot_streams.tables import aggregates as agg
 from karrot_streams.tables.declarations import Tables, window_of
 from karrot_streams.tables.facts import (
@@ -33,6 +33,13 @@ from karrot_streams.tables.facts import (
     table_key,
 )
 from karrot_streams.tables.replay_guard import position_of
+from karrot_streams.tables.writes import (
+    ChangelogWrites,
+    StoreWrites,
+    TableWrite,
+    placed_sender,
+    write_through,
+)
 
 log = logging.getLogger(__name__)
 
@@ -98,11 +105,6 @@ def in_partition_of(event: Any) -> None:
     internals.make_current_event(event)
 
 
-def write(table: Any, key: Any, value: dict[str, Any], event: Any) -> None:
-    in_partition_of(event)
-    table[key] = value
-
-
 def read(table: Any, key: Any, event: Any) -> Any:
     in_partition_of(event)
     return table[key]
@@ -116,6 +118,8 @@ class Stages:
     topics: InternalTopics
     #: Sends the records and waits until the broker has every one of them.
     send: Callable[[list[Record]], Awaitable[None]]
+    #: Writes a step's table values (store and changelog); durable when it returns.
+    store: StoreWrites = write_through
 
     async def items(self, batch: list[tuple[Any, ItemFact]]) -> None:
         # In arrival order, not grouped by item: the category stage's replay guard needs each
@@ -167,11 +171,16 @@ class Stages:
         # Effects are durable before the item states that remember them, and before the ack.
         if effects_out:
             await self.send(effects_out)
-        for item_id, state in states.items():
-            if state is not originals[item_id]:
-                write(self.tables.items, item_id, agg.to_value(state), last[item_id])
+        await self.store(
+            [
+                TableWrite(self.tables.items, item_id, agg.to_value(state), last[item_id])
+                for item_id, state in states.items()
+                if state is not originals[item_id]
+            ]
+        )
 
     async def categories(self, batch: list[tuple[Any, CategoryEffectFact]]) -> None:
+        writes: list[TableWrite] = []
         for category, effects in grouped(batch, lambda _, e: e["category"]).items():
             last = effects[-1][0]
             original = stats = agg.category_from(
@@ -195,11 +204,17 @@ class Stages:
                 else:
                     stats = agg.apply_category_sale(stats, effect["amount"], at) or stats
             if stats is not original:
-                write(self.tables.categories, category, agg.to_value(stats), last)
+                writes.append(
+                    TableWrite(self.tables.categories, category, agg.to_value(stats), last)
+                )
             for window, counter in windows.items():
-                write(self.tables.category_hourly, window, agg.to_value(counter), last)
+                writes.append(
+                    TableWrite(self.tables.category_hourly, window, agg.to_value(counter), last)
+                )
+        await self.store(writes)
 
     async def sellers(self, batch: list[tuple[Any, SoldFact]]) -> None:
+        writes: list[TableWrite] = []
         for seller_id, sales in grouped(batch, lambda _, sale: sale["seller_id"]).items():
             last = sales[-1][0]
             original = state = agg.seller_from(
@@ -214,14 +229,16 @@ class Stages:
                     or state
                 )
             if state is not original:
-                write(self.tables.sellers, seller_id, agg.to_value(state), last)
+                value = agg.to_value(state)
+                writes.append(TableWrite(self.tables.sellers, seller_id, value, last))
+        await self.store(writes)
 
-    @staticmethod
-    def windowed_counter(table: Any, amount_of: Callable[[Counted], int]) -> BatchStep:
+    def windowed_counter(self, table: Any, amount_of: Callable[[Counted], int]) -> BatchStep:
         async def count(batch: list[tuple[Any, Counted]]) -> None:
             def key_of(event: Any, fact: Counted) -> Any:
                 return (fact_key(event), window_of(table, fact["occurred_at"]))
 
+            writes: list[TableWrite] = []
             for key, facts in grouped(batch, key_of).items():
                 last = facts[-1][0]
                 original = counter = agg.counter_from(read(table, key, last))
@@ -230,7 +247,8 @@ class Stages:
                     at = agg.Applied(fact["source"], fact["offset"])
                     counter = agg.apply_count(counter, amount, at) or counter
                 if counter is not original:
-                    write(table, key, agg.to_value(counter), last)
+                    writes.append(TableWrite(table, key, agg.to_value(counter), last))
+            await self.store(writes)
 
         return count
 
@@ -252,7 +270,15 @@ def register(app: faust.App, resources: Resources, tables: Tables) -> list[Any]:
         # Kafka unavailable: wait it out; the category stage skips any duplicate.
         await until_delivered(producer.send_all, records, backoff, on_down=kafka_down)
 
-    stages = Stages(tables, resources.topics, send)
+    def changelog_down(exc: BaseException, attempt: int) -> None:
+        if attempt == 0:
+            log.warning("Kafka refused table changelog records, waiting: %s", exc)
+
+    def until_placed(attempt: Any, records: list[Placed]) -> Any:
+        return until_delivered(attempt, records, backoff, on_down=changelog_down)
+
+    store = ChangelogWrites(app, placed_sender(producer, until_placed))
+    stages = Stages(tables, resources.topics, send, store)
     topics = resources.topics
 
     def agent(topic: str, name: str, step: BatchStep) -> Any:
@@ -267,12 +293,12 @@ def register(app: faust.App, resources: Resources, tables: Tables) -> list[Any]:
         agent(
             topics.volume_facts,
             "aggregate.payment-volume",
-            Stages.windowed_counter(tables.payment_daily, _sale_amount),
+            stages.windowed_counter(tables.payment_daily, _sale_amount),
         ),
         agent(
             topics.user_facts,
             "aggregate.new-users",
-            Stages.windowed_counter(tables.users_daily, _counted_only),
+            stages.windowed_counter(tables.users_daily, _counted_only),
         ),
     ]
 

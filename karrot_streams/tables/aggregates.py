@@ -6,9 +6,9 @@ Values are plain dicts in tables (JSON in the changelog), dataclasses here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from karrot_streams.tables.replay_guard import is_replay, mark
 
@@ -101,9 +101,28 @@ def iso(epoch_s: float | None) -> str | None:
     )
 
 
+Aggregate = TypeVar("Aggregate", "CategoryStats", "SellerSales", "Counter", "ItemState")
+
+#: Field names per aggregate type: ``dataclasses.fields`` rebuilds its tuple on every call.
+_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _names(kind: type) -> tuple[str, ...]:
+    names = _NAMES.get(kind)
+    if names is None:
+        names = _NAMES[kind] = tuple(f.name for f in fields(kind))
+    return names
+
+
 def to_value(obj: CategoryStats | SellerSales | Counter | ItemState) -> dict[str, Any]:
     # Shallow on purpose: dataclasses.asdict deep-copies every nested dict, on the hot path.
-    return {f.name: getattr(obj, f.name) for f in fields(obj)}
+    return {name: getattr(obj, name) for name in _names(type(obj))}
+
+
+def replace(obj: Aggregate, **changes: Any) -> Aggregate:
+    """``dataclasses.replace`` for the aggregates (no init-only or non-init fields): a copy
+    through the constructor, without its per-call field checks."""
+    return type(obj)(**{**to_value(obj), **changes})
 
 
 def category_from(value: dict[str, Any] | None, category: str) -> CategoryStats:

@@ -271,3 +271,34 @@ def test_recovery_loop_replaced_by_the_bulk_one_is_the_one_read() -> None:
     assert "self._recovery = Recovery(" in manager
     assert "self._changelog_queue = self.app.FlowControlQueue(" in manager
     assert "TableManager" in dir(faust.App("test-internals-manager").conf)
+
+
+def test_table_writes_repeat_what_a_faust_table_set_does() -> None:
+    """tables/writes.py writes a value the way ``table[key] = value`` does: the store's
+    encoders (the changelog send uses the same registry, types and codecs), the store's raw
+    ``_set`` in the current event's partition, the windowed tables' expiry bookkeeping, the
+    changelog record in the current event's partition, and the persisted offset on its ack."""
+    from faust.stores.base import Store  # noqa: PLC0415  only this test needs them
+    from faust.stores.rocksdb import Store as RocksStore  # noqa: PLC0415
+    from faust.tables.table import Table  # noqa: PLC0415
+
+    assert "serializer=self.key_serializer" in inspect.getsource(Store._encode_key)
+    assert "serializer=self.value_serializer" in inspect.getsource(Store._encode_value)
+    assert "def _set(self, key: bytes, value: Optional[bytes])" in inspect.getsource(RocksStore)
+    assert "current_event()" in inspect.getsource(RocksStore._set)
+    on_key_set = inspect.getsource(Table.on_key_set)
+    assert "self.send_changelog(self.partition_for_key(key), key, value)" in on_key_set
+    assert "self._maybe_set_key_ttl(key, partition)" in on_key_set
+    assert "return event.message.partition" in inspect.getsource(Collection.partition_for_key)
+    sent = inspect.getsource(Collection._on_changelog_sent)
+    assert "self.app.tables.persist_offset_on_commit(" in sent
+    assert "self.data.set_persisted_offset(res.topic_partition, res.offset)" in sent
+    send = inspect.getsource(Collection.send_changelog)
+    assert "key_serializer = self.key_serializer" in send
+    assert list(inspect.signature(Collection._maybe_set_key_ttl).parameters) == [
+        "self",
+        "key",
+        "partition",
+    ]
+    assert callable(RocksStore.set_persisted_offset)
+    assert callable(TableManager.persist_offset_on_commit)

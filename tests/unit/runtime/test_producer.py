@@ -169,3 +169,60 @@ async def test_a_record_no_batch_can_hold_is_a_bug_not_a_retry() -> None:
     producer, _ = sender(fake)
     with pytest.raises(RuntimeError, match="fits no batch"):
         await producer.send_all([("t", b"\x01", b"v", None)])
+
+
+class Metadata:
+    def __init__(self, topic: str, partition: int, offset: int) -> None:
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+
+
+class OffsetsAiokafka(FakeAiokafka):
+    """Answers each batch with its first offset, as aiokafka's batch future does."""
+
+    def __init__(self, capacity: int, fail_partition: int | None = None) -> None:
+        super().__init__(capacity)
+        self.fail_partition = fail_partition
+        self.next: dict[tuple[str, int], int] = {}
+
+    async def send_batch(self, batch: FakeBatch, topic: str, *, partition: int) -> Any:
+        assert batch.closed
+        self.sent.append(("batch", topic, partition, [r[0] for r in batch.records]))
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if partition == self.fail_partition:
+            future.set_exception(RuntimeError("broker said no"))
+            return future
+        base = self.next.get((topic, partition), 40)
+        self.next[topic, partition] = base + len(batch.records)
+        future.set_result(Metadata(topic, partition, base))
+        return future
+
+
+async def test_placed_records_go_to_the_partition_they_name_and_answer_their_offsets() -> None:
+    fake = OffsetsAiokafka(capacity=2)
+    producer, singles = sender(fake)
+    large = b"x" * (LARGE_RECORD_BYTES + 1)
+    # Key 0 would hash to partition 0: the named partition wins.
+    records = [("c", 3, bytes([0]), b"a"), ("c", 3, b"k", large), ("c", 1, b"j", b"b")]
+    records += [("c", 3, b"m", b"c")]
+    acked: dict[tuple[str, int], int] = {}
+    assert await producer.send_placed(records, acked) == []
+    assert singles == []  # a large record too: Faust's send would place it by its key
+    assert fake.sent == [
+        ("batch", "c", 3, [bytes([0]), b"k"]),
+        ("batch", "c", 3, [b"m"]),
+        ("batch", "c", 1, [b"j"]),
+    ]
+    assert acked == {("c", 3): 42, ("c", 1): 40}
+
+
+async def test_placed_records_refused_are_answered_with_their_error() -> None:
+    fake = OffsetsAiokafka(capacity=5, fail_partition=1)
+    producer, _ = sender(fake)
+    records = [("c", 1, b"a", b"1"), ("c", 0, b"b", b"2"), ("c", 1, b"c", b"3")]
+    acked: dict[tuple[str, int], int] = {}
+    failed = await producer.send_placed(records, acked)
+    assert [record for record, _ in failed] == [records[0], records[2]]
+    assert all(isinstance(exc, RuntimeError) for _, exc in failed)
+    assert acked == {("c", 0): 40}

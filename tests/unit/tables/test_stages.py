@@ -329,7 +329,7 @@ async def test_sellers_sum_their_sales_once() -> None:
 
 async def test_daily_payment_volume_sums_amounts_per_day() -> None:
     stages, _ = rig()
-    count = Stages.windowed_counter(stages.tables.payment_daily, table_agents._sale_amount)
+    count = stages.windowed_counter(stages.tables.payment_daily, table_agents._sale_amount)
     facts = facts_of(
         [
             sale("i1", "s1", 100, offset=0, hour=1),
@@ -354,7 +354,7 @@ async def test_daily_payment_volume_sums_amounts_per_day() -> None:
 
 async def test_new_users_are_counted_per_region_without_amounts() -> None:
     stages, _ = rig()
-    count = Stages.windowed_counter(stages.tables.users_daily, table_agents._counted_only)
+    count = stages.windowed_counter(stages.tables.users_daily, table_agents._counted_only)
     facts = facts_of(
         [new_user("서울", offset=0), new_user(None, offset=1), new_user("서울", offset=2)],
         TOPICS.user_facts,
@@ -422,10 +422,10 @@ class Topology:
         steps: dict[str, BatchStep] = {
             TOPICS.item_facts: stages.items,
             TOPICS.seller_facts: stages.sellers,
-            TOPICS.volume_facts: Stages.windowed_counter(
+            TOPICS.volume_facts: stages.windowed_counter(
                 tables.payment_daily, table_agents._sale_amount
             ),
-            TOPICS.user_facts: Stages.windowed_counter(
+            TOPICS.user_facts: stages.windowed_counter(
                 tables.users_daily, table_agents._counted_only
             ),
         }
