@@ -19,9 +19,9 @@ from karrot_streams.runtime.producer import BatchProducer
 
 log = logging.getLogger(__name__)
 
-#: Batches of one agent in flight: the next batch is classified and stored while the one
-#: before waits for Kafka's acknowledgements.
-PIPELINE_DEPTH = 2
+#: Batches of one agent in flight: the next ones are classified and stored while the one
+#: before waits for PostgreSQL or Kafka's acknowledgements.
+PIPELINE_DEPTH = 3
 
 
 class EmitChain:
@@ -56,6 +56,10 @@ class EmitChain:
     async def wait_below(self, depth: int) -> None:
         while self._in_flight and (self._in_flight[0].done() or len(self._in_flight) >= depth):
             await self._in_flight.popleft()
+
+
+async def _emit_when_prepared(handler: BatchHandler, prepared: asyncio.Future[Any]) -> None:
+    await handler.emit(await prepared)
 
 
 def incoming_of(event: Any) -> Incoming:
@@ -124,12 +128,13 @@ def register(app: faust.App, resources: Resources) -> list[Any]:
         emits = EmitChain(crash)
         async for events in take_batches(stream, settings.batch_max, settings.batch_within_s):
             await emits.wait_below(PIPELINE_DEPTH)
-            try:
-                prepared = await handler.prepare([incoming_of(event) for event in events])
-            except Exception as exc:
-                await crash(exc)
-                raise
-            emits.then(handler.emit(prepared), events)
+            # Prepared at once, beside the batches before it (their rows may still be on their
+            # way to PostgreSQL); emitted after them. A preparation that raises stops the
+            # worker through the chain, before its batch or any later one is acked.
+            prepared = asyncio.ensure_future(
+                handler.prepare([incoming_of(event) for event in events])
+            )
+            emits.then(_emit_when_prepared(handler, prepared), events)
 
     agents = []
     names = resources.topics.names

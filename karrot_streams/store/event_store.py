@@ -11,6 +11,7 @@ from enum import StrEnum
 from typing import Any
 
 import aiopg
+import orjson
 
 from karrot_streams.events.failures import TransientFailure
 from karrot_streams.events.model import Event
@@ -70,12 +71,25 @@ class StoreRow:
             event_id=event_id,
             aggregate_id=aggregate_id,
             event_type=event_type,
-            event_data=json.dumps(data, ensure_ascii=False, default=str),
+            event_data=_json_text(data),
             event_time=event_time,
             status=status,
             failure_reason=failure_reason,
             published_at=published_at,
         )
+
+
+#: Datetimes through ``default=str``, as the stdlib's ``json.dumps(default=str)`` wrote them.
+_ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS
+
+
+def _json_text(data: dict[str, Any]) -> str:
+    """``event_data``: compact JSON, non-ASCII as is. orjson, a fifth of the stdlib's time per
+    row; the stdlib for what orjson refuses (an integer beyond 64 bits in a partial record)."""
+    try:
+        return orjson.dumps(data, default=str, option=_ORJSON_OPTIONS).decode()
+    except TypeError:
+        return json.dumps(data, ensure_ascii=False, default=str, separators=(",", ":"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,7 +216,12 @@ class EventStore:
         """Write many rows in one round trip; replays and stale statuses change nothing."""
         # PostgreSQL text cannot hold NUL (psycopg2 raises ValueError, not a database error):
         # a row whose id has one cannot exist; elsewhere it becomes U+FFFD.
-        unique = [_without_nul(r) for r in collapse(rows) if "\x00" not in r.event_id]
+        # Sorted by id: batches of one agent are written side by side, and two statements
+        # that take their rows' locks in one order cannot deadlock on a shared id.
+        unique = sorted(
+            (_without_nul(r) for r in collapse(rows) if "\x00" not in r.event_id),
+            key=lambda r: r.event_id,
+        )
         if not unique:
             return
         await self._execute(
