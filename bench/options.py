@@ -63,7 +63,7 @@ def parse(argv: Sequence[str] | None = None) -> Options:
     json_path: Path = args.json
     return Options(
         runs=runs,
-        events=args.events or (8_000 if quick else 40_000),
+        events=args.events or (8_000 if quick else 100_000),
         latency_seconds=args.latency_seconds or (8.0 if quick else 20.0),
         latency_rate=args.latency_rate,
         recovery_keys=args.recovery_keys or (200_000 if quick else 1_000_000),

@@ -149,6 +149,10 @@ class Settings(BaseSettings):
     #: is closed" on every new connection (aio-libs/aiopg#909, fix #926 unreleased).
     event_loop: EventLoop = "asyncio"
 
+    #: Objects allocated between two young garbage collections of the worker (CPython: 700);
+    #: see ``app.collect_garbage_every``.
+    gc_allocations: int = Field(default=20_000, ge=100)
+
     batch_max: int = Field(default=500, ge=1, description="Events handled together per agent step.")
     batch_within_s: float = Field(default=0.05, gt=0)
     retry_attempts: int = Field(
