@@ -75,8 +75,9 @@ def create_app(settings: Settings | None = None) -> KarrotApp:
         producer_linger=0.005,
         producer_max_request_size=settings.max_record_bytes,
         # Per partition per fetch. Faust's 1 MiB is ~5,000 changelog records: a table's
-        # recovery then waits for a broker round trip every 5,000 records.
-        consumer_max_fetch_size=max(8 * 1024 * 1024, settings.max_record_bytes),
+        # recovery then waits for a broker round trip every 5,000 records (1 million keys:
+        # 20.8 s reading at 1 MiB, 12.1 s at 8 MiB; 4.6 s at 4 MiB with the GC setting too).
+        consumer_max_fetch_size=max(4 * 1024 * 1024, settings.max_record_bytes),
         # Batches of a run of records per partition (runtime.producer); Faust's 16 KiB held
         # about 40 enriched events.
         producer_max_batch_size=256 * 1024,
