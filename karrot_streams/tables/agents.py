@@ -2,9 +2,9 @@
 
 Stages take facts in batches: a key's facts are applied in order to one read of its value, which
 is written back once. Fewer table writes means fewer changelog records and JSON encodings, which
-is where a record-at-a-time stage spends its time. Acks are manual, after the writes, so Faust
-(which flushes its producer, changelogs included, before committing) never commits a fact whose
-effect is not durable.
+is where a record-at-a-time stage spends its time. Acks are manual, after the writes, and a
+step's writes return once the broker has their changelog records (tables/writes.py), so Faust
+never commits a fact whose effect is not durable.
 """
 
 from __future__ import annotations
