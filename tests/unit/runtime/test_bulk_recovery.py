@@ -125,25 +125,34 @@ async def test_a_tombstone_is_applied_as_a_delete(recovery: tuple[BulkRecovery, 
     assert table.data[b"k1"] is None
 
 
-async def test_the_loop_takes_what_is_queued_and_ends_recovery_at_the_highwater(
-    recovery: tuple[BulkRecovery, Table],
-) -> None:
-    bulk, table = recovery
+async def recover(bulk: BulkRecovery, highwater: int, records: int, wait_s: float) -> bool:
+    """Queue ``records`` active records, run the loop until it signals the end of recovery or
+    ``wait_s`` passes; whether it signalled."""
     bulk._set_recovery_started()
-    bulk.active_highwaters[ACTIVE] = 4
+    bulk.active_highwaters[ACTIVE] = highwater
     bulk.active_offsets[ACTIVE] = -1
     queue: Any = bulk.tables.changelog_queue
-    for offset in range(5):
+    for offset in range(records):
         queue.put_nowait(record(ACTIVE, offset))
     loop = asyncio.ensure_future(BulkRecovery._slurp_changelogs.fun(bulk))
     try:
-        await asyncio.wait_for(bulk.signal_recovery_end.wait(), timeout=5)
+        await asyncio.wait_for(bulk.signal_recovery_end.wait(), timeout=wait_s)
+    except TimeoutError:
+        return False
     finally:
         loop.cancel()
         with pytest.raises(asyncio.CancelledError):
             await loop
+    return True
+
+
+async def test_the_loop_takes_what_is_queued_and_ends_recovery_at_the_highwater(
+    recovery: tuple[BulkRecovery, Table],
+) -> None:
+    bulk, table = recovery
+    assert await recover(bulk, highwater=4, records=5, wait_s=5)
     assert not bulk.in_recovery
-    assert queue.empty()
+    assert bulk.tables.changelog_queue.empty()
     # Full buffers written as they filled, the rest when recovery ended: all five, in order.
     assert [o for batch in table.applied for o in batch] == [0, 1, 2, 3, 4]
 
@@ -152,19 +161,6 @@ async def test_the_loop_does_not_end_recovery_short_of_the_highwater(
     recovery: tuple[BulkRecovery, Table],
 ) -> None:
     bulk, _ = recovery
-    bulk._set_recovery_started()
-    bulk.active_highwaters[ACTIVE] = 10
-    bulk.active_offsets[ACTIVE] = -1
-    queue: Any = bulk.tables.changelog_queue
-    for offset in range(5):
-        queue.put_nowait(record(ACTIVE, offset))
-    loop = asyncio.ensure_future(BulkRecovery._slurp_changelogs.fun(bulk))
-    try:
-        with pytest.raises(TimeoutError):
-            await asyncio.wait_for(bulk.signal_recovery_end.wait(), timeout=0.3)
-    finally:
-        loop.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await loop
+    assert not await recover(bulk, highwater=10, records=5, wait_s=0.3)
     assert bulk.in_recovery
     assert bulk.active_offsets[ACTIVE] == 4
