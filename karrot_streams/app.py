@@ -18,7 +18,9 @@ from karrot_streams.provision import dead_letter_limits
 from karrot_streams.redaction import install_log_redaction
 from karrot_streams.resources import Resources
 from karrot_streams.runtime import internals as runtime
+from karrot_streams.runtime import state_marks
 from karrot_streams.runtime.recovery import BulkTableManager
+from karrot_streams.runtime.transactions import TransactionFailed, WorkerTransactions
 from karrot_streams.serving import check_serving
 from karrot_streams.settings import Settings
 from karrot_streams.tables import agents as table_agents
@@ -67,7 +69,9 @@ def create_app(settings: Settings | None = None) -> KarrotApp:
         canonical_url=settings.canonical_url,
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=settings.topic_replication,
-        processing_guarantee=settings.processing_guarantee,
+        # Faust's own exactly-once is not used (one producer per partition, failures logged and
+        # passed over: faust-streaming#517); runtime/transactions.py is the project's.
+        processing_guarantee="at_least_once",
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         # Up to 5 ms to fill a produce request: a fifth less CPU per event (bench/), small cost
@@ -88,7 +92,7 @@ def create_app(settings: Settings | None = None) -> KarrotApp:
         # A SIGKILLed worker's partitions move after this, not after Faust's default minute.
         broker_session_timeout=15.0,
         broker_heartbeat_interval=3.0,
-        broker_commit_interval=1.0,
+        broker_commit_interval=settings.commit_interval,
         stream_buffer_maxsize=4096,
         # Recovery takes the changelog records a fetch brought in runs (runtime/recovery.py).
         TableManager=BulkTableManager,
@@ -106,6 +110,21 @@ def create_app(settings: Settings | None = None) -> KarrotApp:
         loghandlers=[],
     )
     app.resources = Resources.create(settings)
+    app.transactions = WorkerTransactions(
+        exactly_once=settings.exactly_once,
+        transactional_id=(
+            state_marks.transactional_id(settings.data_dir, group_id(settings))
+            if settings.exactly_once
+            else None
+        ),
+        timeout_s=settings.transaction_timeout_s,
+    )
+
+    async def stop_on_failed_transaction(exc: TransactionFailed) -> None:
+        # Its table stores may be ahead of the committed changelogs: the next run restores them.
+        await app.crash(exc)
+
+    app.transactions.bind(lambda: runtime.aiokafka_producer(app), stop_on_failed_transaction)
     app.peer_auth = PeerAuth(settings.peer_key)
     app.aggregates = None
     if settings.role in ("all", "aggregates"):

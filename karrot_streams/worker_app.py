@@ -6,6 +6,7 @@ importing ``app.py`` (which builds the app from them).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -13,7 +14,9 @@ import faust
 from karrot_streams.connections import check_kafka, kafka_connection
 from karrot_streams.peer_auth import PeerAuth
 from karrot_streams.resources import Resources
-from karrot_streams.runtime.transport import batch_transport
+from karrot_streams.runtime import state_marks
+from karrot_streams.runtime.transactions import WorkerTransactions
+from karrot_streams.runtime.transport import worker_transport
 from karrot_streams.serving import check_serving
 from karrot_streams.tables.declarations import Tables
 
@@ -25,13 +28,14 @@ class KarrotApp(faust.App):
     #: None on a pipeline-only worker (``KARROT_ROLE=pipeline``).
     aggregates: Tables | None
     peer_auth: PeerAuth
+    transactions: WorkerTransactions
 
     def _new_transport(self) -> Any:
+        # Faust's own hook (private): the app chooses its transport class.
         resources = getattr(self, "resources", None)
-        if resources is not None and resources.settings.batch_delivery:
-            return batch_transport(self)
-        # Faust's own hook (private): the transport of an app without batch delivery.
-        return super()._new_transport()
+        if resources is None:
+            return super()._new_transport()
+        return worker_transport(self, batch_delivery=resources.settings.batch_delivery)
 
     async def on_first_start(self) -> None:
         # Again with the configuration as it is now: ``faust worker --web-host/--web-bind``
@@ -47,4 +51,14 @@ class KarrotApp(faust.App):
         # A wrong password or an untrusted certificate stops the worker here, with the
         # variables to fix, instead of every client retrying "Unable to bootstrap" forever.
         await check_kafka(kafka_connection(settings))
+        if self.transactions.exactly_once:
+            # Before any table store opens: a store the last run may have left ahead of its
+            # committed changelog is restored from the changelog instead (state_marks.py).
+            state_marks.take_clean_mark(settings.data_dir, Path(self.conf.tabledir))
         await super().on_first_start()
+
+    async def on_shutdown(self) -> None:
+        await super().on_shutdown()
+        # After every child (agents, consumer, producer) stopped: the last commit is behind us.
+        if self.transactions.exactly_once and self.transactions.clean:
+            state_marks.leave_clean_mark(self.resources.settings.data_dir)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import faust
@@ -16,6 +16,7 @@ from karrot_streams.pipeline.messages import Incoming, normalized_headers
 from karrot_streams.resources import Resources
 from karrot_streams.runtime.batches import ack_all, take_batches
 from karrot_streams.runtime.producer import BatchProducer
+from karrot_streams.runtime.transactions import WorkerTransactions, transactions_of
 
 log = logging.getLogger(__name__)
 
@@ -30,25 +31,43 @@ class EmitChain:
     Emits stay in offset order (the aggregates' replay guard needs a partition's facts in
     order); only the preparation of the next batch overlaps them. An emit that raises is a bug:
     ``on_error`` stops the worker, and no later batch is acked.
+
+    Under exactly-once an emit and its acks are one step of the worker's transaction: the
+    commit that takes the batch's offsets also takes everything the batch produced.
     """
 
-    def __init__(self, on_error: Callable[[BaseException], Awaitable[None]]) -> None:
+    def __init__(
+        self,
+        on_error: Callable[[BaseException], Awaitable[None]],
+        transactions: WorkerTransactions | None = None,
+    ) -> None:
         self._on_error = on_error
+        self._transactions = transactions or WorkerTransactions(exactly_once=False)
         self._tail: asyncio.Task[None] | None = None
         self._in_flight: deque[asyncio.Task[None]] = deque()
 
-    def then(self, emit: Awaitable[None], events: list[Any]) -> None:
+    def then(
+        self, emit: Awaitable[None], events: list[Any], *, ready: Awaitable[Any] | None = None
+    ) -> None:
+        """``emit`` after the emits before it; ``ready`` (what ``emit`` waits for first, the
+        batch's database write) is awaited outside the transaction's step, so a commit never
+        waits for PostgreSQL."""
         previous = self._tail
 
         async def run() -> None:
             if previous is not None:
                 await previous
             try:
-                await emit
+                if ready is not None:
+                    await ready
+                async with self._transactions.step():
+                    await emit
+                    ack_all(events)
             except Exception as exc:
+                if isinstance(emit, Coroutine):
+                    emit.close()  # never started when ``ready`` failed
                 await self._on_error(exc)
                 raise
-            ack_all(events)
 
         task = self._tail = asyncio.ensure_future(run())
         self._in_flight.append(task)
@@ -125,7 +144,7 @@ def register(app: faust.App, resources: Resources) -> list[Any]:
 
     async def consume(stream: Any) -> None:
         handler = await get_handler()
-        emits = EmitChain(crash)
+        emits = EmitChain(crash, transactions_of(app))
         async for events in take_batches(stream, settings.batch_max, settings.batch_within_s):
             await emits.wait_below(PIPELINE_DEPTH)
             # Prepared at once, beside the batches before it (their rows may still be on their
@@ -134,7 +153,7 @@ def register(app: faust.App, resources: Resources) -> list[Any]:
             prepared = asyncio.ensure_future(
                 handler.prepare([incoming_of(event) for event in events])
             )
-            emits.then(_emit_when_prepared(handler, prepared), events)
+            emits.then(_emit_when_prepared(handler, prepared), events, ready=prepared)
 
     agents = []
     names = resources.topics.names

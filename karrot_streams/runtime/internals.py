@@ -12,9 +12,17 @@ import weakref
 from collections.abc import Callable, Iterable, Mapping, MutableSet
 from typing import Any
 
+import aiokafka.errors as aiokafka_errors
+from aiokafka.client import CoordinationType
+from aiokafka.producer import sender as aiokafka_sender
+from aiokafka.producer.transaction_manager import TransactionState
+from aiokafka.structs import OffsetAndMetadata, TopicPartition
 from faust.streams import _current_event
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
+
+from karrot_streams.runtime import kip447
+from karrot_streams.runtime.kip447 import GroupMetadata
 
 #: Versions the names below were read from.
 FAUST_VERSION = "0.15.3"
@@ -227,3 +235,160 @@ def persist_changelog_offset(table: Any, tp: TP, offset: int) -> None:
         app.tables.persist_offset_on_commit(table.data, tp, offset)
     else:
         table.data.set_persisted_offset(tp, offset)
+
+
+# -- exactly once (runtime/transactions.py, runtime/kafka_clients.py) ----------------------------
+
+
+def aiokafka_consumer(consumer: Any) -> Any:
+    """The aiokafka consumer behind Faust's (its consumer thread's)."""
+    return consumer._thread._ensure_consumer()
+
+
+def group_metadata(consumer: Any) -> GroupMetadata:
+    """The group membership the consumer holds now: what KIP-447 sends with the offsets.
+
+    aiokafka's ``GroupCoordinator`` keeps it in ``generation``, ``member_id`` and
+    ``_group_instance_id``; it has no public accessor.
+    """
+    coordinator = aiokafka_consumer(consumer)._coordinator
+    return GroupMetadata(
+        group_id=coordinator.group_id,
+        generation_id=coordinator.generation,
+        member_id=coordinator.member_id,
+        group_instance_id=coordinator._group_instance_id,
+    )
+
+
+def read_committed(consumer: Any) -> None:
+    """Make a created, not yet started aiokafka consumer read committed records only.
+
+    Faust chooses ``read_committed`` only under its own ``exactly_once``, which the project does
+    not use; aiokafka passes ``_isolation_level`` to its fetcher when the consumer starts.
+    """
+    consumer._isolation_level = "read_committed"
+
+
+def consumer_thread_class() -> type[Any]:
+    return faust_aiokafka.AIOKafkaConsumerThread
+
+
+def producer_class() -> type[Any]:
+    return faust_aiokafka.Producer
+
+
+def transaction_error(producer: Any) -> BaseException | None:
+    """The error that keeps the producer's transaction from committing, if there is one.
+
+    aiokafka's ``TransactionManager`` moves to ``ABORTABLE_ERROR`` or ``FATAL_ERROR`` and keeps
+    the exception in its ``_transaction_waiter``.
+    """
+    manager = producer._txn_manager
+    if manager is None or manager.state not in (
+        TransactionState.ABORTABLE_ERROR,
+        TransactionState.FATAL_ERROR,
+    ):
+        return None
+    waiter = manager._transaction_waiter
+    if waiter is not None and waiter.done() and not waiter.cancelled():
+        return waiter.exception() or RuntimeError(manager.state.name)
+    return RuntimeError(manager.state.name)
+
+
+def can_abort(producer: Any) -> bool:
+    """Whether ``abort_transaction`` is a valid step from the producer's transaction state."""
+    manager = producer._txn_manager
+    return manager is not None and manager.state in (
+        TransactionState.IN_TRANSACTION,
+        TransactionState.ABORTABLE_ERROR,
+    )
+
+
+async def send_offsets_to_transaction(
+    producer: Any, offsets: Mapping[Any, int], group: GroupMetadata
+) -> None:
+    """Add ``offsets`` to the producer's transaction as ``group``'s member (KIP-447).
+
+    aiokafka's ``send_offsets_to_transaction`` takes a group id only and its sender commits the
+    offsets with TxnOffsetCommit v0. The sender's ``_do_txn_offset_commit`` is replaced, for this
+    producer only, by one that sends v3 with the group's generation and member id.
+    """
+    sender = producer._sender
+    if not getattr(sender, "_karrot_fenced_commits", False):
+        _install_fenced_offset_commits(sender)
+    sender._karrot_group = group
+    await producer.send_offsets_to_transaction(
+        {
+            TopicPartition(tp[0], tp[1]): OffsetAndMetadata(offset, "")
+            for tp, offset in offsets.items()
+        },
+        group.group_id,
+    )
+
+
+def _install_fenced_offset_commits(sender: Any) -> None:
+    async def do_txn_offset_commit(offsets: Any, group_id: str) -> None:
+        if not offsets:
+            return
+        try:
+            node_id = await sender._find_coordinator(CoordinationType.GROUP, group_id)
+        except aiokafka_errors.GroupAuthorizationFailedError as exc:
+            sender._txn_manager.error_transaction(exc)
+            return
+        await _FencedOffsetCommit(sender, offsets, group_id).do(node_id)
+
+    sender._do_txn_offset_commit = do_txn_offset_commit
+    sender._karrot_fenced_commits = True
+
+
+class _FencedOffsetCommit(aiokafka_sender.TxnOffsetCommitHandler):  # type: ignore[misc]
+    """aiokafka's TxnOffsetCommit handler with the request and response of v3.
+
+    The error handling is aiokafka's (retry on a moving coordinator, fenced producer is fatal)
+    plus the group's refusals, which abort the transaction (see runtime/kip447.py).
+    """
+
+    def create_request(self) -> Any:
+        manager = self._sender._txn_manager
+        return kip447.TxnOffsetCommitRequest(
+            transactional_id=manager.transactional_id,
+            producer_id=manager.producer_id,
+            producer_epoch=manager.producer_epoch,
+            group=self._sender._karrot_group,
+            offsets={(tp.topic, tp.partition): meta.offset for tp, meta in self._offsets.items()},
+        )
+
+    def handle_response(self, resp: Any) -> float | None:
+        manager = self._sender._txn_manager
+        for topic, partition, code in kip447.partition_errors(resp):
+            tp = TopicPartition(topic, partition)
+            if code == 0:
+                manager.offset_committed(tp, self._offsets[tp].offset, self._group_id)
+                continue
+            if code in kip447.FENCING_ERRORS:
+                manager.error_transaction(
+                    aiokafka_errors.CommitFailedError(
+                        f"Group {self._group_id} refused the transaction's offsets for {tp}:"
+                        f" {kip447.FENCING_ERRORS[code]} (this worker no longer owns it)"
+                    )
+                )
+                return None
+            error_type = aiokafka_errors.for_code(code)
+            if error_type in (
+                aiokafka_errors.CoordinatorNotAvailableError,
+                aiokafka_errors.NotCoordinatorError,
+                aiokafka_errors.RequestTimedOutError,
+            ):
+                self._sender._coordinator_dead(CoordinationType.GROUP)
+                return self._default_backoff  # type: ignore[no-any-return]
+            if error_type in (
+                aiokafka_errors.CoordinatorLoadInProgressError,
+                aiokafka_errors.UnknownTopicOrPartitionError,
+                aiokafka_errors.ConcurrentTransactions,
+            ):
+                return self._default_backoff  # type: ignore[no-any-return]
+            if error_type is aiokafka_errors.InvalidProducerEpoch:
+                raise aiokafka_errors.ProducerFenced()
+            manager.error_transaction(error_type())
+            return None
+        return None

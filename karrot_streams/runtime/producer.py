@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from karrot_streams.runtime import internals
+from karrot_streams.runtime.transactions import transactions_of
 
 Headers = list[tuple[str, bytes]]
 #: (topic, key, value, headers), as the pipeline builds them.
@@ -51,6 +52,8 @@ class BatchProducer:
         """
         if self._app.in_transaction:
             return await self._send_each(records)  # transactions go through Faust's producer
+        # A transaction that can no longer commit: resending would be refused forever.
+        transactions_of(self._app).check_producer()
         producer = internals.aiokafka_producer(self._app)
         groups: dict[tuple[str, int], list[Record]] = {}
         unkeyed: list[Record] = []
@@ -81,6 +84,7 @@ class BatchProducer:
 
         In batches only: the large-record path is Faust's send, which places by key.
         """
+        transactions_of(self._app).check_producer()
         producer = internals.aiokafka_producer(self._app)
         groups: dict[tuple[str, int], list[Record]] = {}
         placed_of: dict[int, Placed] = {}

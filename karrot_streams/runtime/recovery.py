@@ -42,6 +42,10 @@ RUN_MAX = 50_000
 CHANGELOG_QUEUE_MAX = 32_768
 #: Faust's wait for the next changelog record before it checks whether recovery is over.
 IDLE_CHECK_S = 5.0
+#: The same wait while a partition is short of its highwater. Changelogs are written in
+#: transactions under exactly-once: the offsets at their end may be transaction markers, which
+#: no record fills, so only the consumer's position can tell that the partition is read.
+MARKER_CHECK_S = 0.3
 
 
 class BulkRecovery(Recovery):
@@ -60,8 +64,9 @@ class BulkRecovery(Recovery):
         while not self.should_stop:
             try:
                 self.signal_recovery_end.clear()
+                idle_s = MARKER_CHECK_S if self._short_of_highwater() else IDLE_CHECK_S
                 try:
-                    first = await asyncio.wait_for(queue.get(), timeout=IDLE_CHECK_S)
+                    first = await asyncio.wait_for(queue.get(), timeout=idle_s)
                 except TimeoutError:
                     idle_checks += 1
                     await self._end_if_recovered(idle_checks)
@@ -134,10 +139,10 @@ class BulkRecovery(Recovery):
     async def _end_if_recovered(self, idle_checks: int) -> None:
         """Faust's end-of-recovery check: with every active partition at its highwater, what
         the buffers hold is written and recovery is signalled over."""
-        # Two idle checks in a row before an aborted transaction is assumed, as in Faust: the
-        # consumer's position and the queue's contents can disagree for one.
-        if idle_checks > 1 and self.app.in_transaction:
-            await self._skip_aborted_transactions()
+        # Only once the queue stayed empty for a wait: until then the consumer's position can
+        # be ahead of records it fetched and has not queued yet.
+        if idle_checks >= 1:
+            await self._skip_transaction_markers()
         if self.in_recovery and not self.need_recovery():
             self.flush_buffers()
             self._set_recovery_ended()
@@ -145,16 +150,25 @@ class BulkRecovery(Recovery):
                 self._actives_span.set_tag("Actives-Ready", True)
             self.signal_recovery_end.set()
 
-    async def _skip_aborted_transactions(self) -> None:
-        offsets = self.active_offsets
-        for tp, highwater in self.active_highwaters.items():
-            taken = offsets[tp]
-            if highwater is None or taken is None or taken >= highwater:
-                continue
-            position = await self.app.consumer.position(tp)
-            if position is not None and position >= highwater:
-                log.info("Aborted transaction up to the highwater of %s", tp)
-                offsets[tp] = highwater
+    def _short_of_highwater(self) -> bool:
+        return bool(self.active_remaining_total() or self.standby_remaining_total())
+
+    async def _skip_transaction_markers(self) -> None:
+        """Partitions whose consumer position is past the highwater are read to the end: the
+        offsets left are transaction markers (or aborted records, which ``read_committed``
+        never delivers). Faust does this under its own exactly-once only, after two checks."""
+        for offsets, highwaters in (
+            (self.active_offsets, self.active_highwaters),
+            (self.standby_offsets, self.standby_highwaters),
+        ):
+            for tp, highwater in highwaters.items():
+                taken = offsets.get(tp)
+                if highwater is None or taken is None or taken >= highwater:
+                    continue
+                position = await self.app.consumer.position(tp)
+                if position is not None and position > highwater:
+                    log.debug("Transaction markers up to the highwater of %s", tp)
+                    offsets[tp] = highwater
 
     def _finish_standbys_span(self) -> None:
         finish_span(self._standbys_span)

@@ -23,6 +23,7 @@ from karrot_streams.resources import Resources
 from karrot_streams.runtime import internals
 from karrot_streams.runtime.batches import ack_all, take_batches
 from karrot_streams.runtime.producer import BatchProducer, Placed, Record
+from karrot_streams.runtime.transactions import WorkerTransactions, transactions_of
 from karrot_streams.tables import aggregates as agg
 from karrot_streams.tables.declarations import Tables, window_of
 from karrot_streams.tables.facts import (
@@ -84,12 +85,20 @@ def grouped(
 
 
 def batched(
-    settings_max: int, within_s: float, step: BatchStep
+    settings_max: int,
+    within_s: float,
+    step: BatchStep,
+    transactions: WorkerTransactions | None = None,
 ) -> Callable[[Any], Awaitable[None]]:
+    # Under exactly-once a batch's table writes, its changelog records, the effects it sends
+    # and its acks are one step of the worker's transaction.
+    gate = transactions or WorkerTransactions(exactly_once=False)
+
     async def consume(stream: Any) -> None:
         async for events in take_batches(stream, settings_max, within_s):
-            await step([(event, orjson.loads(event.value)) for event in events])
-            ack_all(events)
+            async with gate.step():
+                await step([(event, orjson.loads(event.value)) for event in events])
+                ack_all(events)
 
     return consume
 
@@ -282,7 +291,7 @@ def register(app: faust.App, resources: Resources, tables: Tables) -> list[Any]:
     topics = resources.topics
 
     def agent(topic: str, name: str, step: BatchStep) -> Any:
-        consume = batched(settings.batch_max, settings.batch_within_s, step)
+        consume = batched(settings.batch_max, settings.batch_within_s, step, transactions_of(app))
         source = facts_topic(app, topic, settings.topic_partitions)
         return app.agent(source, name=name)(consume)
 

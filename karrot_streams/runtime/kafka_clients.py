@@ -1,0 +1,120 @@
+"""The worker's Kafka clients: an idempotent (and under exactly-once, transactional) producer, a
+``read_committed`` consumer, and offset commits that go into the worker's transaction.
+
+* The producer is idempotent in both guarantees (``acks=all``, ``enable_idempotence``): a batch
+  the broker refuses is never taken behind a later batch of its partition, so a resend cannot
+  land behind a later fact of its source (the aggregates' replay guard would skip it).
+* Under exactly-once it is the worker's one transactional producer (``karrot-tx-...``, see
+  :mod:`karrot_streams.runtime.transactions`), and every send through Faust's producer is made
+  inside a step of the worker's transaction.
+* The consumer reads committed records only, in both guarantees: sources, facts, changelogs
+  at recovery and for standbys. Faust sets that only under its own ``exactly_once``.
+* Under exactly-once, Faust's commit (on its interval, at a rebalance, at stop) commits the
+  transaction with the offsets instead of committing them through the consumer.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, ClassVar, cast
+
+from karrot_streams.runtime import internals
+from karrot_streams.runtime.consumer import BatchDeliveryConsumer
+from karrot_streams.runtime.transactions import TransactionFailed, transactions_of
+
+log = logging.getLogger(__name__)
+
+
+class IdempotentProducer(internals.producer_class()):  # type: ignore[misc]
+    """Faust's aiokafka producer, idempotent always, transactional under exactly-once."""
+
+    def _settings_extra(self) -> dict[str, Any]:
+        return {"acks": "all", "enable_idempotence": True}
+
+    def _new_producer(self, transactional_id: str | None = None) -> Any:
+        transactions = transactions_of(self.app)
+        if transactions.exactly_once and transactional_id is None:
+            transactional_id = transactions.transactional_id
+        settings = {**self._settings_default(), **self._settings_auth(), **self._settings_extra()}
+        if transactional_id is not None:
+            settings["transaction_timeout_ms"] = int(transactions.timeout_s * 1000)
+        return self._producer_type(**settings, transactional_id=transactional_id)
+
+    async def send(self, *args: Any, **kwargs: Any) -> Any:
+        transactions = transactions_of(self.app)
+        if not transactions.exactly_once:
+            return await super().send(*args, **kwargs)
+        async with transactions.step():
+            transactions.check_producer()
+            return await super().send(*args, **kwargs)
+
+
+class ReadCommittedConsumerThread(internals.consumer_thread_class()):  # type: ignore[misc]
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        internals.read_committed(consumer)
+        return consumer
+
+
+class TransactionalCommits:
+    """Faust's consumer commit, into the worker's transaction under exactly-once."""
+
+    app: Any
+
+    def _new_consumer_thread(self) -> Any:
+        return ReadCommittedConsumerThread(
+            self,
+            loop=cast(Any, self).loop,
+            beacon=cast(Any, self).beacon,
+        )
+
+    async def commit(self, topics: Any = None, start_new_transaction: bool = True) -> bool:
+        transactions = transactions_of(self.app)
+        if not transactions.exactly_once:
+            return cast(bool, await super().commit(topics, start_new_transaction))  # type: ignore[misc]
+        if transactions.failed is not None:
+            return False
+        async with transactions.exclusive():
+            did_commit = cast(
+                bool,
+                await super().commit(topics, start_new_transaction),  # type: ignore[misc]
+            )
+            if not did_commit and transactions.open:
+                # Records without offsets (published or redriven events), or offsets Faust
+                # had nothing new for: the transaction ends anyway, so they become visible.
+                try:
+                    await transactions.commit({}, None)
+                except TransactionFailed:
+                    return False
+        return did_commit
+
+    async def _commit(self, offsets: Any) -> bool:
+        transactions = transactions_of(self.app)
+        if not transactions.exactly_once:
+            return cast(bool, await super()._commit(offsets))  # type: ignore[misc]
+        assignment = cast(Any, self).assignment()
+        owned = {tp: offset for tp, offset in offsets.items() if tp in assignment}
+        if not owned:
+            return False
+        try:
+            return await transactions.commit(owned, internals.group_metadata(self))
+        except TransactionFailed:
+            return False
+
+
+class KarrotBatchConsumer(TransactionalCommits, BatchDeliveryConsumer):
+    """The batch-delivery consumer (runtime/consumer.py) with transactional commits."""
+
+
+class KarrotConsumer(TransactionalCommits, internals.consumer_class()):  # type: ignore[misc]
+    """Faust's own consumer with transactional commits (``KARROT_BATCH_DELIVERY=false``)."""
+
+
+class KarrotBatchTransport(internals.transport_class()):  # type: ignore[misc]
+    Consumer: ClassVar[type[Any]] = KarrotBatchConsumer
+    Producer: ClassVar[type[Any]] = IdempotentProducer
+
+
+class KarrotTransport(internals.transport_class()):  # type: ignore[misc]
+    Consumer: ClassVar[type[Any]] = KarrotConsumer
+    Producer: ClassVar[type[Any]] = IdempotentProducer

@@ -1,0 +1,236 @@
+"""Exactly once: one Kafka transaction per worker per commit interval (Kafka Streams' EOS v2).
+
+Every record a step causes (enriched events, facts, category effects, dead letters, table
+changelog records, published and redriven events) and the input offsets the step consumed are
+committed together, or not at all. The worker has one transactional producer (Faust's, made
+transactional in :mod:`karrot_streams.runtime.kafka_clients`); its transactional id is stable
+per worker (per data directory), so a restarted worker's first ``InitProducerId`` aborts whatever
+transaction its previous run left open, and readers are not held up by it.
+
+Steps and commits take turns through a gate: a step (a batch's produce, its acks and its table
+writes) runs inside :meth:`WorkerTransactions.step`; a commit waits until no step is inside and
+lets none in until the transaction has ended. So a commit's offsets are exactly the offsets of the
+steps whose records are in the transaction.
+
+The offsets go with the consumer's group metadata (KIP-447, :mod:`karrot_streams.runtime.kip447`):
+a worker that lost its partitions while it was paused (a zombie) cannot commit them, and its
+transaction aborts. Any failure of a transaction is final for this run of the worker: its table
+stores may hold updates whose changelog records were aborted, so the worker stops (without its
+clean-shutdown mark, :mod:`karrot_streams.runtime.state_marks`) and the next run restores its
+tables from the committed changelogs. PostgreSQL stays outside: its writes are idempotent by
+event id and status only moves forward.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+from karrot_streams.runtime import internals
+from karrot_streams.runtime.kip447 import GroupMetadata
+
+log = logging.getLogger(__name__)
+
+#: Set inside a step: a send made by a step needs no second pass through the gate (the commit
+#: waiting at the gate would wait for the step that waits for it).
+_inside_step: contextvars.ContextVar[bool] = contextvars.ContextVar("inside_step", default=False)
+
+
+class TransactionFailed(Exception):
+    """The worker's transaction aborted or its producer was fenced: this run must end."""
+
+
+class WorkerTransactions:
+    """The gate between steps and commits, and the worker's open transaction."""
+
+    def __init__(
+        self,
+        *,
+        exactly_once: bool,
+        transactional_id: str | None = None,
+        producer: Callable[[], Any] | None = None,
+        on_failure: Callable[[TransactionFailed], Awaitable[None]] | None = None,
+        timeout_s: float = 60.0,
+    ) -> None:
+        self.exactly_once = exactly_once
+        self.transactional_id = transactional_id
+        #: The broker aborts a transaction open longer than this (``transaction.timeout.ms``).
+        self.timeout_s = timeout_s
+        self._producer = producer
+        self._on_failure = on_failure
+        self._commit_lock = asyncio.Lock()
+        self._steps = 0
+        self._no_steps = asyncio.Event()
+        self._no_steps.set()
+        self._gate_open = asyncio.Event()
+        self._gate_open.set()
+        self._begin_lock = asyncio.Lock()
+        #: Resolved when the open transaction commits (an exception when it aborts).
+        self._open: asyncio.Future[None] | None = None
+        self.failed: TransactionFailed | None = None
+        self.commits = 0
+
+    def bind(
+        self,
+        producer: Callable[[], Any],
+        on_failure: Callable[[TransactionFailed], Awaitable[None]],
+    ) -> None:
+        """The aiokafka producer (created late, by Faust) and what stops the worker."""
+        self._producer = producer
+        self._on_failure = on_failure
+
+    @property
+    def open(self) -> bool:
+        """A transaction is open: records were sent in it since the last commit."""
+        return self._open is not None
+
+    @property
+    def clean(self) -> bool:
+        """No transaction open and none failed: the table stores hold only committed writes."""
+        return self.failed is None and self._open is None
+
+    @asynccontextmanager
+    async def step(self) -> AsyncIterator[asyncio.Future[None] | None]:
+        """Produce inside the worker's transaction; yields the future of its commit.
+
+        Under at-least-once it yields ``None`` and does nothing.
+        """
+        if not self.exactly_once or _inside_step.get():
+            yield self._open
+            return
+        while not self._gate_open.is_set():
+            await self._gate_open.wait()
+        self._raise_if_failed()
+        self._steps += 1
+        self._no_steps.clear()
+        token = _inside_step.set(True)
+        try:
+            opened = await self._begin()
+            yield opened
+        except TransactionFailed as exc:
+            await self.fail(exc)
+            raise
+        finally:
+            _inside_step.reset(token)
+            self._steps -= 1
+            if self._steps == 0:
+                self._no_steps.set()
+
+    @asynccontextmanager
+    async def exclusive(self) -> AsyncIterator[None]:
+        """No step inside until the block ends (a commit's turn); one commit at a time."""
+        async with self._commit_lock:
+            self._gate_open.clear()
+            try:
+                await self._no_steps.wait()
+                yield
+            finally:
+                self._gate_open.set()
+
+    async def committed(self, opened: asyncio.Future[None] | None) -> None:
+        """Wait until the transaction a step produced in has committed (raises if it aborted)."""
+        if opened is not None:
+            await asyncio.shield(opened)
+
+    def check_producer(self) -> None:
+        """Raise when the producer's transaction can no longer commit (an abortable or fatal
+        error): a step that sends again would only be refused again."""
+        if not self.exactly_once or self._producer is None:
+            return
+        self._raise_if_failed()
+        error = internals.transaction_error(self._producer())
+        if error is not None:
+            raise TransactionFailed(f"The worker's transaction cannot commit: {error!r}")
+
+    async def commit(self, offsets: Mapping[Any, int], group: GroupMetadata | None) -> bool:
+        """Commit the open transaction with ``offsets`` (called inside :meth:`exclusive`).
+
+        With offsets and no transaction open (a step that produced nothing), one is begun for
+        them. Returns whether the offsets were committed; raises :class:`TransactionFailed`
+        after stopping the worker when the transaction could not commit.
+        """
+        self._raise_if_failed()
+        if self._open is None and not offsets:
+            return False
+        if offsets and group is None:
+            raise ValueError("Offsets to commit without the consumer group's metadata")
+        opened = await self._begin()
+        producer = self._producer_now()
+        try:
+            if offsets and group is not None:
+                await asyncio.wait_for(
+                    internals.send_offsets_to_transaction(producer, offsets, group),
+                    self.timeout_s,
+                )
+            await asyncio.wait_for(producer.commit_transaction(), self.timeout_s)
+        except TransactionFailed as exc:
+            await self.fail(exc)
+            raise
+        except Exception as exc:  # any failure here ends the transaction
+            failure = TransactionFailed(f"Transaction commit failed: {exc!r}")
+            failure.__cause__ = exc
+            await self.fail(failure)
+            raise failure from exc
+        self._open = None
+        self.commits += 1
+        if not opened.done():
+            opened.set_result(None)
+        return bool(offsets)
+
+    async def fail(self, exc: TransactionFailed) -> None:
+        """Abort what can be aborted and stop the worker; the first failure wins."""
+        if self.failed is not None:
+            return
+        self.failed = exc
+        opened, self._open = self._open, None
+        if opened is not None and not opened.done():
+            opened.set_exception(exc)
+            opened.exception()  # retrieved: a waiter may never come
+        log.error("Exactly-once transaction failed, stopping the worker: %s", exc)
+        producer = self._producer() if self._producer is not None else None
+        if producer is not None and internals.can_abort(producer):
+            try:
+                await asyncio.wait_for(producer.abort_transaction(), self.timeout_s)
+            except Exception as abort_error:  # noqa: BLE001  the broker's timeout aborts it
+                log.warning("Abort of the failed transaction failed: %r", abort_error)
+        if self._on_failure is not None:
+            await self._on_failure(exc)
+
+    async def _begin(self) -> asyncio.Future[None]:
+        if self._open is not None:
+            return self._open
+        async with self._begin_lock:
+            if self._open is None:
+                self._raise_if_failed()
+                producer = self._producer_now()
+                try:
+                    await asyncio.wait_for(producer.begin_transaction(), self.timeout_s)
+                except Exception as exc:  # fenced, or no coordinator in time
+                    failure = TransactionFailed(f"Could not begin a transaction: {exc!r}")
+                    await self.fail(failure)
+                    raise failure from exc
+                self._open = asyncio.get_running_loop().create_future()
+            return self._open
+
+    def _producer_now(self) -> Any:
+        if self._producer is None:
+            raise RuntimeError("WorkerTransactions used before bind()")
+        return self._producer()
+
+    def _raise_if_failed(self) -> None:
+        if self.failed is not None:
+            raise self.failed
+
+
+#: What an app built without transactions (tests' apps, fakes) runs with.
+_AT_LEAST_ONCE = WorkerTransactions(exactly_once=False)
+
+
+def transactions_of(app: Any) -> WorkerTransactions:
+    """The app's transactions; an app built without them runs at-least-once."""
+    found = getattr(app, "transactions", None)
+    return found if isinstance(found, WorkerTransactions) else _AT_LEAST_ONCE
