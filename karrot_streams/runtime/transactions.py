@@ -28,12 +28,14 @@ import contextvars
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from karrot_streams.runtime import internals
 from karrot_streams.runtime.kip447 import GroupMetadata
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 #: Set inside a step: a send made by a step needs no second pass through the gate (the commit
 #: waiting at the gate would wait for the step that waits for it).
@@ -130,6 +132,23 @@ class WorkerTransactions:
                 yield
             finally:
                 self._gate_open.set()
+
+    async def produce(self, send: Callable[[], Awaitable[Awaitable[T]]]) -> Awaitable[T]:
+        """``send`` (one record, from outside the stream: a published or redriven event) in a
+        step; what it returns resolves once the record is committed, or under at-least-once
+        once it is acknowledged. So an API answer never names a record a ``read_committed``
+        reader may not get (its transaction could still abort)."""
+        async with self.step() as opened:
+            acknowledged = await send()
+        if opened is None:
+            return acknowledged
+
+        async def committed() -> T:
+            result = await acknowledged
+            await self.committed(opened)
+            return result
+
+        return asyncio.ensure_future(committed())
 
     async def committed(self, opened: asyncio.Future[None] | None) -> None:
         """Wait until the transaction a step produced in has committed (raises if it aborted)."""

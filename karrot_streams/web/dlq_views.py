@@ -145,10 +145,16 @@ class RedriveView(ApiView):
             )
         producer = self.karrot.producer
 
+        transactions = self.karrot.transactions
+
         async def send(
             target: str, key: bytes | None, value: bytes | None, headers: HeaderList
         ) -> Any:
-            return await producer.send(target, key, value, None, None, headers)
+            # Recorded as redriven only once committed: an aborted transaction leaves the
+            # letter to be redriven again.
+            return await transactions.produce(
+                lambda: producer.send(target, key, value, None, None, headers)
+            )
 
         request_id = uuid.uuid4().hex
 

@@ -58,8 +58,14 @@ class ApiView(View):
         resources = await self.ready()
         producer = self.karrot.producer
 
+        transactions = self.karrot.transactions
+
         async def send(topic: str, key: bytes, value: bytes, headers: HeaderList) -> Any:
-            return await producer.send(topic, key, value, None, None, headers)
+            # Answered once committed: the offset in the response is one a read_committed
+            # reader gets.
+            return await transactions.produce(
+                lambda: producer.send(topic, key, value, None, None, headers)
+            )
 
         return EventPublisher(
             store=resources.store,
