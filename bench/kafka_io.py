@@ -30,7 +30,10 @@ async def reader(
     bootstrap: str | KafkaConnection, group: str | None = None
 ) -> AsyncIterator[AIOKafkaConsumer]:
     consumer = AIOKafkaConsumer(
-        **as_connection(bootstrap).client_kwargs(), group_id=group, enable_auto_commit=False
+        **as_connection(bootstrap).client_kwargs(),
+        group_id=group,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
     )
     await consumer.start()
     await asyncio.sleep(0)  # aiokafka 0.14: let the background task start before any stop()

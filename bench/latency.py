@@ -85,6 +85,8 @@ class Arrivals:
             **as_connection(bench.bootstrap).client_kwargs(),
             enable_auto_commit=False,
             fetch_max_wait_ms=10,
+            # What a downstream reader sees: records of committed transactions only.
+            isolation_level="read_committed",
         )
         await consumer.start()
         await asyncio.sleep(0)

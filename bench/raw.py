@@ -57,6 +57,7 @@ async def _drain(
         **as_connection(bench.bootstrap).client_kwargs(),
         auto_offset_reset="earliest",
         enable_auto_commit=False,
+        isolation_level="read_committed",
     )
     producer = AIOKafkaProducer(
         **as_connection(bench.bootstrap).client_kwargs(),

@@ -50,6 +50,8 @@ async def dlq_consumer(
         **as_connection(kafka).client_kwargs(),
         group_id=None,
         enable_auto_commit=False,
+        # Dead letters of an aborted transaction were never written, for any reader.
+        isolation_level="read_committed",
         client_id=client_id,
         request_timeout_ms=int(timeout_s * 1000),
         max_partition_fetch_bytes=max_partition_fetch_bytes,

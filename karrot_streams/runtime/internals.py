@@ -246,12 +246,13 @@ def aiokafka_consumer(consumer: Any) -> Any:
 
 
 def group_metadata(consumer: Any) -> GroupMetadata:
-    """The group membership the consumer holds now: what KIP-447 sends with the offsets.
+    """The group membership an aiokafka consumer holds now: what KIP-447 sends with the
+    offsets.
 
     aiokafka's ``GroupCoordinator`` keeps it in ``generation``, ``member_id`` and
     ``_group_instance_id``; it has no public accessor.
     """
-    coordinator = aiokafka_consumer(consumer)._coordinator
+    coordinator = consumer._coordinator
     return GroupMetadata(
         group_id=coordinator.group_id,
         generation_id=coordinator.generation,

@@ -97,7 +97,7 @@ class TransactionalCommits:
         if not owned:
             return False
         try:
-            return await transactions.commit(owned, internals.group_metadata(self))
+            return await transactions.commit(owned, internals.group_metadata(internals.aiokafka_consumer(self)))
         except TransactionFailed:
             return False
 

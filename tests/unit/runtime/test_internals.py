@@ -302,3 +302,64 @@ def test_table_writes_repeat_what_a_faust_table_set_does() -> None:
     ]
     assert callable(RocksStore.set_persisted_offset)
     assert callable(TableManager.persist_offset_on_commit)
+
+
+# -- exactly once ---------------------------------------------------------------------------------
+
+
+def test_aiokafka_transaction_internals_used_for_exactly_once() -> None:
+    from aiokafka.consumer.group_coordinator import GroupCoordinator
+    from aiokafka.producer import sender as aiokafka_sender
+    from aiokafka.producer.transaction_manager import TransactionManager, TransactionState
+
+    # The sender commits a transaction's offsets through this method; internals replaces it.
+    assert list(
+        inspect.signature(aiokafka_sender.Sender._do_txn_offset_commit).parameters
+    ) == ["self", "offsets", "group_id"]
+    assert "TxnOffsetCommitHandler(self, offsets, group_id)" in inspect.getsource(
+        aiokafka_sender.Sender._do_txn_offset_commit
+    )
+    handler = inspect.getsource(aiokafka_sender.TxnOffsetCommitHandler)
+    for name in ("self._offsets", "self._group_id", "txn_manager.offset_committed("):
+        assert name in handler, name
+    for name in ("_find_coordinator", "_coordinator_dead"):
+        assert callable(getattr(aiokafka_sender.Sender, name)), name
+    assert "self._default_backoff" in inspect.getsource(aiokafka_sender.BaseHandler.__init__)
+    for name in ("error_transaction", "offset_committed", "producer_id", "producer_epoch"):
+        assert hasattr(TransactionManager, name), name
+    manager = inspect.getsource(TransactionManager.__init__)
+    assert "self._transaction_waiter" in manager or "_transaction_waiter" in inspect.getsource(
+        TransactionManager
+    )
+    assert {"IN_TRANSACTION", "ABORTABLE_ERROR", "FATAL_ERROR"} <= set(
+        TransactionState.__members__
+    )
+    producer = inspect.getsource(AIOKafkaProducer.__init__)
+    assert "self._txn_manager" in producer
+    assert "self._sender = Sender(" in producer
+    coordinator = inspect.getsource(GroupCoordinator.__init__)
+    for attribute in ("self.generation", "self.member_id", "self._group_instance_id"):
+        assert attribute in coordinator, attribute
+
+
+def test_consumer_isolation_level_and_faust_client_hooks() -> None:
+    consumer = inspect.getsource(aiokafka.AIOKafkaConsumer)
+    assert "self._isolation_level = isolation_level" in consumer
+    assert "isolation_level=self._isolation_level" in consumer
+    thread = faust_aiokafka.AIOKafkaConsumerThread
+    assert list(inspect.signature(thread._create_worker_consumer).parameters) == [
+        "self",
+        "transport",
+    ]
+    assert "AIOKafkaConsumerThread(self, loop=self.loop, beacon=self.beacon)" in (
+        inspect.getsource(faust_aiokafka.Consumer._new_consumer_thread)
+    )
+    assert list(inspect.signature(faust_aiokafka.Producer._new_producer).parameters) == [
+        "self",
+        "transactional_id",
+    ]
+    assert callable(faust_aiokafka.Producer._settings_extra)
+    # The consumer commits through ``_commit`` outside Faust's own transactions.
+    commit_offsets = inspect.getsource(faust_consumer.Consumer._commit_offsets)
+    assert "did_commit = await self._commit(committable_offsets)" in commit_offsets
+    assert "self.app.tables.on_commit(committable_offsets)" in commit_offsets

@@ -1,0 +1,113 @@
+"""KIP-447 against the real broker: offsets committed in a transaction as a member of an old
+generation are refused, the transaction aborts, and a read_committed reader never sees it."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from karrot_streams.connections import as_connection
+from karrot_streams.runtime import internals
+from karrot_streams.runtime.transactions import TransactionFailed, WorkerTransactions
+from karrot_streams.settings import Settings
+from tests.support.kafka import read_all
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def topic(settings: Settings) -> AsyncIterator[str]:
+    name = f"fencing-{uuid.uuid4().hex[:8]}"
+    admin = AIOKafkaAdminClient(**as_connection(settings.kafka_bootstrap).client_kwargs())
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(name, num_partitions=1, replication_factor=1)])
+        yield name
+        await admin.delete_topics([name])
+    finally:
+        await admin.close()
+
+
+async def member(settings: Settings, group: str, topic: str) -> AIOKafkaConsumer:
+    consumer = AIOKafkaConsumer(
+        topic,
+        **as_connection(settings.kafka_bootstrap).client_kwargs(),
+        group_id=group,
+        enable_auto_commit=False,
+        session_timeout_ms=10_000,
+        heartbeat_interval_ms=500,
+    )
+    await consumer.start()
+    await consumer.getmany(timeout_ms=2000)  # joins the group
+    return consumer
+
+
+async def committed_offset(settings: Settings, group: str, topic: str) -> int | None:
+    probe = AIOKafkaConsumer(
+        **as_connection(settings.kafka_bootstrap).client_kwargs(), group_id=group
+    )
+    await probe.start()
+    try:
+        return await probe.committed(TopicPartition(topic, 0))
+    finally:
+        await probe.stop()
+
+
+async def test_a_member_of_an_old_generation_cannot_commit_its_transaction(
+    settings: Settings, topic: str
+) -> None:
+    group = f"fencing-group-{uuid.uuid4().hex[:8]}"
+    zombie = await member(settings, group, topic)
+    producer = AIOKafkaProducer(
+        **as_connection(settings.kafka_bootstrap).client_kwargs(),
+        transactional_id=f"karrot-tx-fencing-{uuid.uuid4().hex[:8]}",
+    )
+    await producer.start()
+    failures: list[TransactionFailed] = []
+
+    async def on_failure(exc: TransactionFailed) -> None:
+        failures.append(exc)
+
+    transactions = WorkerTransactions(exactly_once=True, transactional_id="t", timeout_s=20)
+    transactions.bind(lambda: producer, on_failure)
+    newcomer: AIOKafkaConsumer | None = None
+    try:
+        # The member of the current generation commits.
+        async with transactions.step():
+            await (await producer.send(topic, b"committed"))
+        async with transactions.exclusive():
+            metadata = internals.group_metadata(zombie)
+            assert metadata.generation_id > 0 and metadata.member_id
+            await transactions.commit({(topic, 0): 1}, metadata)
+
+        # Another member joins: the group moves to a new generation. The old metadata is
+        # what a worker paused through the rebalance still holds.
+        stale = internals.group_metadata(zombie)
+        newcomer = await member(settings, group, topic)
+        for _ in range(40):
+            await zombie.getmany(timeout_ms=250)
+            if internals.group_metadata(zombie).generation_id > stale.generation_id:
+                break
+        assert internals.group_metadata(zombie).generation_id > stale.generation_id
+
+        async with transactions.step():
+            await (await producer.send(topic, b"from the zombie"))
+        with pytest.raises(TransactionFailed, match="ILLEGAL_GENERATION|UNKNOWN_MEMBER_ID"):
+            async with transactions.exclusive():
+                await transactions.commit({(topic, 0): 2}, stale)
+        assert len(failures) == 1
+    finally:
+        await producer.stop()
+        if newcomer is not None:
+            await newcomer.stop()
+        await zombie.stop()
+
+    values = [record.value for record in await read_all(settings.kafka_bootstrap, topic)]
+    assert values == [b"committed"]
+    assert await committed_offset(settings, group, topic) == 1
+    await asyncio.sleep(0)

@@ -1,0 +1,193 @@
+"""The worker's transaction: steps and commits take turns; a failure ends the run."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+from aiokafka.producer.transaction_manager import TransactionState
+
+from karrot_streams.runtime import internals
+from karrot_streams.runtime.kip447 import GroupMetadata
+from karrot_streams.runtime.transactions import TransactionFailed, WorkerTransactions
+
+GROUP = GroupMetadata("app", 3, "member-1")
+
+
+class FakeTxnManager:
+    def __init__(self) -> None:
+        self.state = TransactionState.READY
+        self._transaction_waiter: asyncio.Future[None] | None = None
+
+
+class FakeProducer:
+    """What WorkerTransactions asks of aiokafka's transactional producer, with a journal."""
+
+    def __init__(self, *, commit_error: BaseException | None = None) -> None:
+        self._txn_manager = FakeTxnManager()
+        self.journal: list[Any] = []
+        self.commit_error = commit_error
+
+    async def begin_transaction(self) -> None:
+        self._txn_manager.state = TransactionState.IN_TRANSACTION
+        self.journal.append("begin")
+
+    async def commit_transaction(self) -> None:
+        await asyncio.sleep(0)
+        if self.commit_error is not None:
+            self._txn_manager.state = TransactionState.ABORTABLE_ERROR
+            raise self.commit_error
+        self._txn_manager.state = TransactionState.READY
+        self.journal.append("commit")
+
+    async def abort_transaction(self) -> None:
+        self._txn_manager.state = TransactionState.READY
+        self.journal.append("abort")
+
+
+@pytest.fixture(autouse=True)
+def offsets_journal(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def send_offsets(producer: Any, offsets: Mapping[Any, int], group: Any) -> None:
+        producer.journal.append(("offsets", dict(offsets), group.generation_id))
+
+    monkeypatch.setattr(internals, "send_offsets_to_transaction", send_offsets)
+
+
+def transactions(producer: FakeProducer, failures: list[BaseException]) -> WorkerTransactions:
+    async def on_failure(exc: TransactionFailed) -> None:
+        failures.append(exc)
+
+    txns = WorkerTransactions(exactly_once=True, transactional_id="karrot-tx-t", timeout_s=5)
+    txns.bind(lambda: producer, on_failure)
+    return txns
+
+
+async def test_a_commit_waits_for_the_step_inside_and_lets_none_in() -> None:
+    producer, failures = FakeProducer(), []
+    txns = transactions(producer, failures)
+    step_may_end = asyncio.Event()
+
+    async def step(name: str, wait: asyncio.Event | None = None) -> None:
+        async with txns.step():
+            producer.journal.append(f"{name} in")
+            if wait is not None:
+                await wait.wait()
+            producer.journal.append(f"{name} out")
+
+    async def commit() -> None:
+        async with txns.exclusive():
+            await txns.commit({("in", 0): 10}, GROUP)
+
+    first = asyncio.ensure_future(step("a", step_may_end))
+    await asyncio.sleep(0.01)
+    committing = asyncio.ensure_future(commit())
+    await asyncio.sleep(0.01)
+    second = asyncio.ensure_future(step("b"))
+    await asyncio.sleep(0.01)
+    assert producer.journal == ["begin", "a in"]  # the commit waits; b waits for the commit
+    step_may_end.set()
+    await asyncio.gather(first, committing, second)
+    assert producer.journal == [
+        "begin",
+        "a in",
+        "a out",
+        ("offsets", {("in", 0): 10}, 3),
+        "commit",
+        "begin",
+        "b in",
+        "b out",
+    ]
+    assert txns.open and not failures
+
+
+async def test_a_send_inside_a_step_does_not_wait_for_the_commit_at_the_gate() -> None:
+    producer, failures = FakeProducer(), []
+    txns = transactions(producer, failures)
+    inner_may_start = asyncio.Event()
+
+    async def step_with_nested_send() -> None:
+        async with txns.step():
+            await inner_may_start.wait()
+            async with txns.step() as opened:  # Faust's send, made inside the step
+                assert opened is not None
+
+    async def commit() -> None:
+        async with txns.exclusive():
+            await txns.commit({}, None)
+
+    outer = asyncio.ensure_future(step_with_nested_send())
+    await asyncio.sleep(0.01)
+    committing = asyncio.ensure_future(commit())
+    await asyncio.sleep(0.01)
+    inner_may_start.set()
+    await asyncio.wait_for(asyncio.gather(outer, committing), 2)
+    assert producer.journal == ["begin", "commit"]
+
+
+async def test_produce_answers_once_the_transaction_committed() -> None:
+    producer, failures = FakeProducer(), []
+    txns = transactions(producer, failures)
+
+    async def send() -> asyncio.Future[str]:
+        acked: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        acked.set_result("offset 41")
+        return acked
+
+    answer = await txns.produce(send)
+    await asyncio.sleep(0.01)
+    assert not asyncio.ensure_future(answer).done()  # acknowledged, not yet committed
+    async with txns.exclusive():
+        await txns.commit({}, None)
+    assert await answer == "offset 41"
+
+
+async def test_a_failed_commit_aborts_stops_the_worker_and_refuses_later_steps() -> None:
+    producer = FakeProducer(commit_error=RuntimeError("ILLEGAL_GENERATION"))
+    failures: list[BaseException] = []
+    txns = transactions(producer, failures)
+
+    async def send() -> asyncio.Future[None]:
+        acked: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        acked.set_result(None)
+        return acked
+
+    answer = await txns.produce(send)
+    with pytest.raises(TransactionFailed):
+        async with txns.exclusive():
+            await txns.commit({("in", 1): 5}, GROUP)
+    assert producer.journal[-1] == "abort"
+    assert len(failures) == 1
+    with pytest.raises(TransactionFailed):
+        await answer  # a published event whose transaction aborted is not answered 201
+    with pytest.raises(TransactionFailed):
+        async with txns.step():
+            pass
+    assert not txns.clean
+
+
+async def test_a_producer_in_error_is_reported_before_a_send() -> None:
+    producer, failures = FakeProducer(), []
+    txns = transactions(producer, failures)
+    async with txns.step():
+        txns.check_producer()
+        producer._txn_manager.state = TransactionState.ABORTABLE_ERROR
+        with pytest.raises(TransactionFailed):
+            txns.check_producer()
+
+
+async def test_at_least_once_has_no_gate_and_no_transaction() -> None:
+    txns = WorkerTransactions(exactly_once=False)
+    async with txns.step() as opened:
+        assert opened is None
+    async with txns.exclusive():
+        assert not await txns.commit({}, None)
+
+    async def send() -> asyncio.Future[int]:
+        acked: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        acked.set_result(7)
+        return acked
+
+    assert await (await txns.produce(send)) == 7
+    assert txns.clean
