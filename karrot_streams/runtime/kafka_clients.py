@@ -97,7 +97,8 @@ class TransactionalCommits:
         if not owned:
             return False
         try:
-            return await transactions.commit(owned, internals.group_metadata(internals.aiokafka_consumer(self)))
+            group = internals.group_metadata(internals.aiokafka_consumer(self))
+            return await transactions.commit(owned, group)
         except TransactionFailed:
             return False
 

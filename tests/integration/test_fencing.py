@@ -53,7 +53,8 @@ async def committed_offset(settings: Settings, group: str, topic: str) -> int | 
     )
     await probe.start()
     try:
-        return await probe.committed(TopicPartition(topic, 0))
+        offset: int | None = await probe.committed(TopicPartition(topic, 0))
+        return offset
     finally:
         await probe.stop()
 
@@ -97,7 +98,7 @@ async def test_a_member_of_an_old_generation_cannot_commit_its_transaction(
 
         async with transactions.step():
             await (await producer.send(topic, b"from the zombie"))
-        with pytest.raises(TransactionFailed, match="ILLEGAL_GENERATION|UNKNOWN_MEMBER_ID"):
+        with pytest.raises(TransactionFailed, match=r"ILLEGAL_GENERATION|UNKNOWN_MEMBER_ID"):
             async with transactions.exclusive():
                 await transactions.commit({(topic, 0): 2}, stale)
         assert len(failures) == 1

@@ -13,7 +13,10 @@ from pathlib import Path
 import aiokafka
 import faust
 import faust.streams
+from aiokafka.consumer.group_coordinator import GroupCoordinator
+from aiokafka.producer import sender as aiokafka_sender
 from aiokafka.producer.producer import AIOKafkaProducer
+from aiokafka.producer.transaction_manager import TransactionManager, TransactionState
 from faust.agents.agent import Agent
 from faust.sensors.monitor import Monitor
 from faust.tables.base import Collection
@@ -308,10 +311,6 @@ def test_table_writes_repeat_what_a_faust_table_set_does() -> None:
 
 
 def test_aiokafka_transaction_internals_used_for_exactly_once() -> None:
-    from aiokafka.consumer.group_coordinator import GroupCoordinator
-    from aiokafka.producer import sender as aiokafka_sender
-    from aiokafka.producer.transaction_manager import TransactionManager, TransactionState
-
     # The sender commits a transaction's offsets through this method; internals replaces it.
     assert list(
         inspect.signature(aiokafka_sender.Sender._do_txn_offset_commit).parameters

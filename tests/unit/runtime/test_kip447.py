@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from io import BytesIO
 
+import pytest
+
 from aiokafka.protocol.types import (
     CompactArray,
     CompactString,
@@ -79,8 +81,6 @@ def test_without_static_membership_the_instance_id_is_null() -> None:
 
 
 def test_a_broker_without_v3_is_refused_not_sent_v0() -> None:
-    import pytest
-
     with pytest.raises(NotImplementedError):
         request().prepare({kip447.API_KEY: (0, 2)})
 
@@ -90,5 +90,6 @@ def test_response_errors_are_read_per_partition() -> None:
         (0, [("user-events", [(0, 0, {}), (1, 22, {})], {})], {})
     )
     response = kip447.TxnOffsetCommitResponse_v3.decode(BytesIO(body))
-    assert list(kip447.partition_errors(response)) == [("user-events", 0, 0), ("user-events", 1, 22)]
+    errors = list(kip447.partition_errors(response))
+    assert errors == [("user-events", 0, 0), ("user-events", 1, 22)]
     assert kip447.FENCING_ERRORS[22] == "ILLEGAL_GENERATION"

@@ -65,7 +65,7 @@ def transactions(producer: FakeProducer, failures: list[BaseException]) -> Worke
 
 
 async def test_a_commit_waits_for_the_step_inside_and_lets_none_in() -> None:
-    producer, failures = FakeProducer(), []
+    producer, failures = FakeProducer(), list[BaseException]()
     txns = transactions(producer, failures)
     step_may_end = asyncio.Event()
 
@@ -103,7 +103,7 @@ async def test_a_commit_waits_for_the_step_inside_and_lets_none_in() -> None:
 
 
 async def test_a_send_inside_a_step_does_not_wait_for_the_commit_at_the_gate() -> None:
-    producer, failures = FakeProducer(), []
+    producer, failures = FakeProducer(), list[BaseException]()
     txns = transactions(producer, failures)
     inner_may_start = asyncio.Event()
 
@@ -127,7 +127,7 @@ async def test_a_send_inside_a_step_does_not_wait_for_the_commit_at_the_gate() -
 
 
 async def test_produce_answers_once_the_transaction_committed() -> None:
-    producer, failures = FakeProducer(), []
+    producer, failures = FakeProducer(), list[BaseException]()
     txns = transactions(producer, failures)
 
     async def send() -> asyncio.Future[str]:
@@ -168,7 +168,7 @@ async def test_a_failed_commit_aborts_stops_the_worker_and_refuses_later_steps()
 
 
 async def test_a_producer_in_error_is_reported_before_a_send() -> None:
-    producer, failures = FakeProducer(), []
+    producer, failures = FakeProducer(), list[BaseException]()
     txns = transactions(producer, failures)
     async with txns.step():
         txns.check_producer()
