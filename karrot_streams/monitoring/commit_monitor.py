@@ -172,7 +172,8 @@ class WorkerCollector(Collector):
             done = committed.get(tp)
             if end is None or done is None:
                 continue  # nothing known yet: no number rather than a wrong one
-            out[(tp.topic, tp.partition)] = float(max(0, int(end) - int(done)))
+            end = readable_end(consumer, tp, int(end))
+            out[(tp.topic, tp.partition)] = float(max(0, end - int(done)))
         return out
 
     def _changelogs(self) -> set[str]:
@@ -181,6 +182,18 @@ class WorkerCollector(Collector):
     def _recovering(self) -> bool:
         tables = self._app.tables
         return not (tables.recovery.completed.is_set() and tables.actives_ready)
+
+
+def readable_end(consumer: Any, tp: Any, end: int) -> int:
+    """What of ``end`` a commit can reach (transaction markers left out: runtime/consumer.py's
+    ``readable_end``); ``end`` itself with a consumer that cannot tell."""
+    reach = getattr(consumer, "readable_end", None)
+    if reach is None:
+        return end
+    try:
+        return int(reach(tp, end))
+    except (IllegalStateError, ConsumerNotStarted, AssertionError):
+        return end
 
 
 def install(app: Any, registry: CollectorRegistry) -> CommitMonitor:

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Mapping, Set
 from dataclasses import dataclass, field
 from typing import Any
 
-from karrot_streams.monitoring.commit_monitor import CommitMonitor
+from karrot_streams.monitoring.commit_monitor import CommitMonitor, readable_end
 from karrot_streams.monitoring.health import Health
 from karrot_streams.runtime import internals
 
@@ -171,6 +171,7 @@ async def commits(app: Any, monitor: CommitMonitor, stall_s: float) -> Check:
         highwaters = {tp: int(end) for tp, end in fresh.items() if end is not None}
     except Exception:  # noqa: BLE001  the broker check reports why; use what was last fetched
         highwaters = {tp: int(end) for tp, end in known.items()}
+    highwaters = {tp: readable_end(app.consumer, tp, end) for tp, end in highwaters.items()}
     now = time.monotonic()
     committed = monitor.committed_offsets()
     fetched = monitor.fetched_partitions()

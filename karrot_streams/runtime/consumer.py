@@ -106,6 +106,10 @@ class BatchDeliveryConsumer(internals.consumer_class()):  # type: ignore[misc]
         #: only partitions with a commit above 0; a new partition's first records would be
         #: passed over).
         self._origin: dict[TP, int] = {}
+        #: Per changelog partition, the fetch position once every record fetched before it was
+        #: on the recovery's queue: what lies between the last record and this position are
+        #: transaction markers (or aborted records), which no record fills.
+        self._changelog_read_to: dict[TP, int] = {}
         internals.on_queues_cleared(self.app, self._queues_cleared)
 
     async def _drain_messages(self, fetcher: Any) -> None:
@@ -153,6 +157,27 @@ class BatchDeliveryConsumer(internals.consumer_class()):  # type: ignore[misc]
     def _queues_cleared(self) -> None:
         self._reread = True
         self._pending.clear()
+        self._changelog_read_to.clear()
+
+    def readable_end(self, tp: TP, end: int) -> int:
+        """The end of ``tp`` a commit can reach, for lag: ``end`` (a highwater) capped at the
+        last stable offset, and once the fetch is there, the offset after the last record
+        delivered. Under read_committed the offsets after the last record may be transaction
+        markers, which no record fills and no acknowledgement commits."""
+        consumer = internals.aiokafka_consumer(self)
+        stable = internals.last_stable_offset(consumer, tp)
+        if stable is not None and stable >= 0:
+            end = min(end, stable)
+        position = internals.fetch_position(consumer, tp)
+        last = internals.read_offset(self).get(tp)
+        if position is not None and last is not None and position >= end and last < end:
+            return last + 1
+        return end
+
+    def changelog_read_to(self, tp: TP) -> int | None:
+        """Where the changelog partition ``tp`` is read to: every record before this offset
+        was put on the recovery's queue (``None``: not known now)."""
+        return self._changelog_read_to.get(tp)
 
     async def _read_again(self) -> set[TP]:
         """After a clear: held partitions back in the fetch, and every partition whose records
@@ -236,13 +261,18 @@ class BatchDeliveryConsumer(internals.consumer_class()):  # type: ignore[misc]
         buffered = internals.buffered_partitions(self)
         sources = internals.acked_topics(app)
         changelogs = app.tables.changelog_topics
+        read_to = self._changelog_read_to
+        passed_over: set[TP] = set()
         for fetched_tp, tp_records in records.items():
             # aiokafka's TopicPartition; Faust's partition sets take only its own TP.
             tp = TP(fetched_tp.topic, fetched_tp.partition)
             if not (self.flow_active and app.flow_control.is_active()):
+                read_to.clear()
                 return  # a rebalance began: the rest is read again after it
             if app.consumer_generation_id != generation_id:
+                read_to.clear()
                 return
+            passed_over.add(tp)
             # Sought just now, or cleared while this fetch was handled (the next pass seeks):
             # these records are read again. A source nothing else places is read again from
             # where they begin.
@@ -261,11 +291,33 @@ class BatchDeliveryConsumer(internals.consumer_class()):  # type: ignore[misc]
             app.monitor.track_tp_end_offset(tp, self.highwater(tp))
             if tp.topic in changelogs and self._only_recovery_reads(tp):
                 self._deliver_changelog(tp, tp_records, generation_id)
+                passed_over.discard(tp)
                 continue
             messages = [self._to_message(tp, record) for record in tp_records]
             fresh = await self._advance_read_offset(tp, messages)
             if fresh:
                 await self._deliver(tp, fresh)
+
+        self._note_changelogs_read(active, passed_over)
+
+    def _note_changelogs_read(self, active: set[TP] | None, passed_over: set[TP]) -> None:
+        """After a fetch: the changelog partitions of the fetch whose records all reached the
+        recovery's queue are read to the consumer's position (markers included)."""
+        read_to = self._changelog_read_to
+        changelogs = self.app.tables.changelog_topics
+        fetched = [tp for tp in active or () if tp.topic in changelogs]
+        if not fetched:
+            return
+        consumer = internals.aiokafka_consumer(self)
+        for tp in fetched:
+            if tp in passed_over or tp in self._pending or not self._only_recovery_reads(tp):
+                read_to.pop(tp, None)
+                continue
+            position = internals.fetch_position(consumer, tp)
+            if position is None:
+                read_to.pop(tp, None)
+            else:
+                read_to[tp] = position
 
     def _only_recovery_reads(self, tp: TP) -> bool:
         channels = internals.subscribed_channels(self.app, tp.topic)

@@ -270,6 +270,32 @@ def read_committed(consumer: Any) -> None:
     consumer._isolation_level = "read_committed"
 
 
+def fetch_position(consumer: Any, tp: Any) -> int | None:
+    """aiokafka's position of ``tp`` now (the next offset it fetches), without waiting.
+
+    ``AIOKafkaConsumer.position`` waits for a position to be known; this reads the assignment's
+    ``TopicPartitionState`` as it is.
+    """
+    partition = TopicPartition(tp[0], tp[1])
+    subscription = consumer._subscription
+    if not subscription.is_assigned(partition):
+        return None
+    state = subscription.subscription.assignment.state_value(partition)
+    return state.position if state.has_valid_position else None
+
+
+def last_stable_offset(consumer: Any, tp: Any) -> int | None:
+    """The last stable offset of ``tp`` from the consumer's last fetch (``None``: unknown).
+
+    aiokafka's ``last_stable_offset`` asserts the partition is assigned.
+    """
+    partition = TopicPartition(tp[0], tp[1])
+    if not consumer._subscription.is_assigned(partition):
+        return None
+    stable: int | None = consumer.last_stable_offset(partition)
+    return stable
+
+
 def consumer_thread_class() -> type[Any]:
     return faust_aiokafka.AIOKafkaConsumerThread
 

@@ -34,6 +34,8 @@ from faust.tables.recovery import Recovery
 from faust.utils.tracing import finish_span
 from mode import Service
 
+from karrot_streams.runtime import internals
+
 log = logging.getLogger(__name__)
 
 #: Records taken from the changelog queue per run; the queue itself holds fewer.
@@ -154,9 +156,17 @@ class BulkRecovery(Recovery):
         return bool(self.active_remaining_total() or self.standby_remaining_total())
 
     async def _skip_transaction_markers(self) -> None:
-        """Partitions whose consumer position is past the highwater are read to the end: the
-        offsets left are transaction markers (or aborted records, which ``read_committed``
-        never delivers). Faust does this under its own exactly-once only, after two checks."""
+        """Partitions read past their highwater, with every record read before that taken, are
+        recovered: the offsets left are transaction markers (or aborted records, which
+        ``read_committed`` never delivers). Faust does this under its own exactly-once only,
+        after two idle checks, from the consumer's position, which can be ahead of records the
+        consumer fetched and has not queued yet (records lost to the recovery): the batch
+        consumer says how far it put every record on the queue (runtime/consumer.py)."""
+        consumer = self.app.consumer
+        read_to = getattr(consumer, "changelog_read_to", None)
+        if read_to is None or not self.tables.changelog_queue.empty():
+            return
+        delivered = internals.read_offset(consumer)
         for offsets, highwaters in (
             (self.active_offsets, self.active_highwaters),
             (self.standby_offsets, self.standby_highwaters),
@@ -165,10 +175,14 @@ class BulkRecovery(Recovery):
                 taken = offsets.get(tp)
                 if highwater is None or taken is None or taken >= highwater:
                     continue
-                position = await self.app.consumer.position(tp)
-                if position is not None and position > highwater:
-                    log.debug("Transaction markers up to the highwater of %s", tp)
-                    offsets[tp] = highwater
+                position = read_to(tp)
+                last_delivered = delivered.get(tp)
+                if position is None or position <= highwater:
+                    continue
+                if last_delivered is not None and taken < last_delivered:
+                    continue  # a record on its way: not all of it is taken yet
+                log.debug("Transaction markers up to the highwater of %s", tp)
+                offsets[tp] = highwater
 
     def _finish_standbys_span(self) -> None:
         finish_span(self._standbys_span)
