@@ -302,3 +302,38 @@ def test_table_writes_repeat_what_a_faust_table_set_does() -> None:
     ]
     assert callable(RocksStore.set_persisted_offset)
     assert callable(TableManager.persist_offset_on_commit)
+
+
+def test_recovery_reads_and_writes_the_store_where_faust_puts_a_changelog_record(
+    tmp_path: Path,
+) -> None:
+    """runtime/recovery.py judges a record against the value its key has in its own partition's
+    database (Faust's RocksDB store: one per partition), read for many keys at once, and moves
+    the recovery start past records it keeps out, as the store's batch apply does; its
+    ``flush_buffers`` repeats Faust's with a judged write."""
+    import rocksdict  # noqa: PLC0415  only this test needs them
+    from faust.stores.memory import Store as MemoryStore  # noqa: PLC0415
+    from faust.stores.rocksdb import Store as RocksStore  # noqa: PLC0415
+    from faust.tables.recovery import Recovery  # noqa: PLC0415
+
+    assert list(inspect.signature(RocksStore._db_for_partition).parameters) == [
+        "self",
+        "partition",
+    ]
+    apply = inspect.getsource(RocksStore.apply_changelog_batch)
+    assert "batches[msg.partition].put(msg.key, msg.value)" in apply
+    assert "self._db_for_partition(partition).write(batch)" in apply
+    assert "self.set_persisted_offset(tp, offset)" in apply
+    assert "self.use_rocksdict = USE_ROCKSDICT" in inspect.getsource(RocksStore.__init__)
+    # Its databases hold bytes: a key and value read are the changelog record's own.
+    assert "Options(raw_mode=True)" in Path(inspect.getfile(RocksStore)).read_text()
+    assert not hasattr(MemoryStore, "_db_for_partition")
+    assert callable(RocksStore.set_persisted_offset)
+    flush = inspect.getsource(Recovery.flush_buffers)
+    assert "table.apply_changelog_batch(buffer)" in flush
+    assert "self._last_flush_at = monotonic()" in flush
+    # rocksdict's get of a list of keys is a multi-get, None where a key is missing.
+    db = rocksdict.Rdict(str(tmp_path / "db"), rocksdict.Options(raw_mode=True))
+    db[b"a"] = b"1"
+    assert db.get([b"a", b"b"]) == [b"1", None]
+    db.close()
