@@ -88,7 +88,8 @@ class BulkRecovery(Recovery):
         self.stale_records = 0
         #: Records taken though neither older nor newer than their key's value, since start.
         self.conflicting_records = 0
-        #: The manager's (shared: tables are declared after the recovery may exist).
+        # The manager's own dict, not a copy: a table declared after the recovery was built
+        # still gets its judge.
         self._judges: dict[Any, Judge] = (
             self.tables.judges if isinstance(self.tables, BulkTableManager) else {}
         )
@@ -198,27 +199,29 @@ class BulkRecovery(Recovery):
                 internals.persist_recovered_offset(table, tp, offset)
 
     def _newest(self, table: Any, batch: list[Any], judge: Judge) -> list[Any]:
-        """Of ``batch``, in order, the records that replace their key's value: per key, the last
-        record taken, which leaves the store as taking them one by one would."""
-        held: dict[tuple[int, bytes], bytes | None] = {}
+        """Of ``batch``, the records that replace their key's value: per key, the last one
+        taken, which leaves the store as taking them one by one would."""
+        # Per partition, per key: its value as the records so far leave it.
+        held: dict[int, dict[bytes, bytes | None]] = {}
         for event in batch:
             message = event.message
-            held[message.partition, message.key] = None
-        keys_of: dict[int, list[bytes]] = {}
-        for partition, key in held:
-            keys_of.setdefault(partition, []).append(key)
-        for partition, keys in keys_of.items():
+            values = held.get(message.partition)
+            if values is None:
+                values = held[message.partition] = {}
+            values[message.key] = None
+        for partition, values in held.items():
+            keys = list(values)
             stored = internals.stored_values(table, partition, keys)
             if stored is not None:
-                for key, value in zip(keys, stored, strict=True):
-                    held[partition, key] = value
+                values.update(zip(keys, stored, strict=True))
         kept: dict[tuple[int, bytes], Any] = {}
         stale = conflicts = 0
         for event in batch:
             message = event.message
-            slot = (message.partition, message.key)
+            values = held[message.partition]
+            key = message.key
             value = message.value
-            current = held[slot]
+            current = values[key]
             if value is not None and current is not None and value != current:
                 verdict = judge(current, value)
                 if verdict is Verdict.KEEP:
@@ -226,8 +229,8 @@ class BulkRecovery(Recovery):
                     continue
                 if verdict is Verdict.CONFLICT:
                     conflicts += 1
-            held[slot] = value
-            kept[slot] = event
+            values[key] = value
+            kept[message.partition, key] = event
         if stale or conflicts:
             self.stale_records += stale
             self.conflicting_records += conflicts
