@@ -70,7 +70,8 @@ async def _recovery(bench: Bench, results: report.Results) -> None:
     results.recovery_fill_s, results.recovery = filled, runs
     for run in runs:
         check = "read back" if run.verified else "NOT read back"
-        say(f"recovery of {run.keys:,} keys: ready after {run.seconds:.1f}s, a key {check}")
+        cpu = f"{run.cpu_seconds:.1f}s CPU" if run.cpu_seconds is not None else "CPU unknown"
+        say(f"recovery of {run.keys:,} keys: ready after {run.seconds:.1f}s ({cpu}), a key {check}")
 
 
 async def _profile(bench: Bench, results: report.Results) -> None:

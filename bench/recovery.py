@@ -20,6 +20,7 @@ from aiokafka.partitioner import murmur2
 
 from bench import kafka_io
 from bench.context import Bench
+from bench.cpu import process_cpu_s
 from bench.karrot import delete_run_topics, prepare_topics
 from bench.worker import READY, Worker
 from karrot_streams.connections import as_connection
@@ -40,6 +41,7 @@ class RecoveryRun:
     restore_seconds: float | None  # Faust's changelog-reading phase alone
     verified: bool  # a recovered key answered through the web API
     rss_bytes: int | None
+    cpu_seconds: float | None  # the worker's user + system CPU, start to ready
 
 
 def seller(tag: str, n: int) -> SellerSales:
@@ -119,6 +121,7 @@ async def recover(
         bench.own_pids.add(worker.pid)
         bench.note_noise(f"recovery run {index}")
         ready = await worker.wait_for_log(READY, READY_TIMEOUT_S)
+        cpu = process_cpu_s(worker.pid)
         began, ended = worker.log_time(RESTORING), worker.log_time(RESTORED)
         return RecoveryRun(
             keys=keys,
@@ -126,6 +129,7 @@ async def recover(
             restore_seconds=ended - began if began is not None and ended is not None else None,
             verified=await _verify(worker, tag, keys),
             rss_bytes=worker.rss(),
+            cpu_seconds=cpu,
         )
     finally:
         worker.cleanup()

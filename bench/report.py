@@ -85,6 +85,7 @@ def figures(results: Results) -> dict[str, Figure | None]:
         "recovery_s": _fig(results.recovery, lambda r: r.seconds),
         "recovery_restore_s": _fig(results.recovery, lambda r: r.restore_seconds),
         "recovery_rss_mib": _fig(results.recovery, lambda r: r.rss_bytes and r.rss_bytes / MIB),
+        "recovery_cpu_s": _fig(results.recovery, lambda r: r.cpu_seconds),
     }
     for which in ("store", "enriched", "api"):
         for p in ("p50_ms", "p99_ms"):
@@ -176,6 +177,7 @@ def table(results: Results) -> str:
     add(f"recovery of {keys:,} keys: start to ready, s", "recovery_s", ".1f")
     add("  of which reading the changelog, s", "recovery_restore_s", ".1f")
     add("  worker RSS after recovery, MiB", "recovery_rss_mib", ",.0f")
+    add("  worker CPU, start to ready, s", "recovery_cpu_s", ".1f")
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     head = ("measure", "median", "min-max", "")
     widths = [max(w, len(h)) for w, h in zip(widths, head, strict=True)]

@@ -419,3 +419,29 @@ class _FencedOffsetCommit(aiokafka_sender.TxnOffsetCommitHandler):  # type: igno
             manager.error_transaction(error_type())
             return None
         return None
+
+
+def stored_values(table: Any, partition: int, keys: list[bytes]) -> list[bytes | None] | None:
+    """What ``table``'s store holds for the encoded ``keys`` of ``partition``, in one read.
+
+    Faust's RocksDB store keeps a database per partition, and a changelog record's key lives in
+    its own partition's (``apply_changelog_batch`` writes it there, ``_set`` in the current
+    event's partition); its ``_get`` would instead search every partition without a current
+    event. ``None`` for a store that keeps no encoded values (the in-memory store holds decoded
+    ones).
+    """
+    store = table.data
+    db_for_partition = getattr(store, "_db_for_partition", None)
+    if db_for_partition is None:
+        return None
+    db = db_for_partition(partition)
+    if store.use_rocksdict:
+        return db.get(keys)  # type: ignore[no-any-return]  # rocksdict: a list is a multi-get
+    return [db.get(key) for key in keys]
+
+
+def persist_recovered_offset(table: Any, tp: TP, offset: int) -> None:
+    """Where ``table``'s next recovery of ``tp`` starts, when the records up to ``offset`` were
+    read but not all written: what the store's ``apply_changelog_batch`` sets for those it
+    writes."""
+    table.data.set_persisted_offset(tp, offset)

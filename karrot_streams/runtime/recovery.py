@@ -13,6 +13,12 @@ partition is skipped; the buffer of a table is written to RocksDB once it holds 
 The store writes are Faust's own ``apply_changelog_batch``, so the table data and persisted
 offsets are exactly what Faust's loop leaves.
 
+A table can be given a judge (:func:`judge_recovery`): a changelog record then never replaces
+its key's value when the judge finds it older. A worker paused past its session timeout can
+resume and write its stale values to the changelog after the new owner's newer ones; replayed
+in offset order they would win. The judge sees the current value (written before in this
+buffer, else the store's) and the incoming one as stored, when a buffer is written.
+
 Two of the original loop's oddities are not kept: a record of a partition that is neither
 active nor standby is skipped (the original applied it to the previous record's table), and a
 standby partition's last-record time is updated on every record (the original set it once).
@@ -26,11 +32,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Callable
+from enum import Enum
 from time import monotonic
 from typing import Any
 
 from faust.tables.manager import TableManager
 from faust.tables.recovery import Recovery
+from faust.types import TP
 from faust.utils.tracing import finish_span
 from mode import Service
 
@@ -50,6 +59,27 @@ IDLE_CHECK_S = 5.0
 MARKER_CHECK_S = 0.3
 
 
+class Verdict(Enum):
+    """What a changelog record does to the value its key already has."""
+
+    TAKE = "take"  # replaces it
+    KEEP = "keep"  # is older: the value stays
+    CONFLICT = "conflict"  # neither is older: replaces it (nothing to merge them with), counted
+
+
+#: A table's judge: the verdict on a changelog value (second) against the value its key has
+#: (first), both as stored. Never asked about a tombstone, a missing value or equal bytes.
+Judge = Callable[[bytes, bytes], Verdict]
+
+
+def judge_recovery(app: Any, table: Any, judge: Judge) -> None:
+    """Recover ``table`` with ``judge`` deciding between two values of a key (a no-op for an
+    app without the bulk recovery)."""
+    manager = app.tables
+    if isinstance(manager, BulkTableManager):
+        manager.judges[table] = judge
+
+
 class BulkRecovery(Recovery):
     """Faust's recovery service with the changelog loop taking runs of records."""
 
@@ -58,6 +88,17 @@ class BulkRecovery(Recovery):
         # Faust keeps the last 1,000 per-record times for its remaining-time estimate and
         # trims by hand; a bounded deque does the same with one extend per run.
         self._processing_times = deque(maxlen=self.num_samples_required_for_estimate)
+        #: Changelog records kept out of the tables as older than their key's value, since start.
+        self.stale_records = 0
+        #: Records taken though neither older nor newer than their key's value, since start.
+        self.conflicting_records = 0
+        # The manager's own dict, not a copy: a table declared after the recovery was built
+        # still gets its judge.
+        self._judges: dict[Any, Judge] = (
+            self.tables.judges if isinstance(self.tables, BulkTableManager) else {}
+        )
+        #: Per table name, the stale and conflicting records not yet logged.
+        self._unreported: dict[str, list[int]] = {}
 
     @Service.task
     async def _slurp_changelogs(self) -> None:
@@ -128,7 +169,7 @@ class BulkRecovery(Recovery):
                     table.recovery_buffer_size if is_active else table.standby_buffer_size
                 )
             if len(buffer) >= size:
-                table.apply_changelog_batch(buffer)
+                self._write(table, buffer)
                 buffer.clear()
                 self._last_flush_at = now
             active_taken += is_active
@@ -137,6 +178,92 @@ class BulkRecovery(Recovery):
             done = monotonic()
             self._processing_times.extend([(done - now) / active_taken] * active_taken)
             self._last_active_event_processed_at = done
+        self._report_judged()
+
+    def flush_buffers(self) -> None:
+        for table, buffer in self.buffers.items():
+            self._write(table, buffer)
+            buffer.clear()
+        self._last_flush_at = monotonic()
+        self._report_judged()
+
+    def _write(self, table: Any, buffer: list[Any]) -> None:
+        judge = self._judges.get(table) if buffer else None
+        if judge is None:
+            table.apply_changelog_batch(buffer)
+            return
+        kept = self._newest(table, buffer, judge)
+        table.apply_changelog_batch(kept)
+        if len(kept) < len(buffer):
+            # The store moves its recovery start to the last record it writes; what was read
+            # after that and kept out must not be read again at the next start.
+            last: dict[TP, int] = {}
+            for event in buffer:
+                last[event.message.tp] = event.message.offset
+            for tp, offset in last.items():
+                internals.persist_recovered_offset(table, tp, offset)
+
+    def _newest(self, table: Any, batch: list[Any], judge: Judge) -> list[Any]:
+        """Of ``batch``, the records that replace their key's value: per key, the last one
+        taken, which leaves the store as taking them one by one would."""
+        # Per partition, per key: its value as the records so far leave it.
+        held: dict[int, dict[bytes, bytes | None]] = {}
+        for event in batch:
+            message = event.message
+            values = held.get(message.partition)
+            if values is None:
+                values = held[message.partition] = {}
+            values[message.key] = None
+        for partition, values in held.items():
+            keys = list(values)
+            stored = internals.stored_values(table, partition, keys)
+            if stored is not None:
+                values.update(zip(keys, stored, strict=True))
+        kept: dict[tuple[int, bytes], Any] = {}
+        stale = conflicts = 0
+        for event in batch:
+            message = event.message
+            values = held[message.partition]
+            key = message.key
+            value = message.value
+            current = values[key]
+            if value is not None and current is not None and value != current:
+                verdict = judge(current, value)
+                if verdict is Verdict.KEEP:
+                    stale += 1
+                    continue
+                if verdict is Verdict.CONFLICT:
+                    conflicts += 1
+            values[key] = value
+            kept[message.partition, key] = event
+        if stale or conflicts:
+            self.stale_records += stale
+            self.conflicting_records += conflicts
+            counts = self._unreported.setdefault(table.name, [0, 0])
+            counts[0] += stale
+            counts[1] += conflicts
+        return list(kept.values())
+
+    def _report_judged(self) -> None:
+        if not self._unreported:
+            return
+        for name, (stale, conflicts) in self._unreported.items():
+            if conflicts:
+                log.warning(
+                    "Recovery of table %s took %d changelog records neither older nor newer "
+                    "than their key's value (different sources ahead): counts of one side may "
+                    "be missing",
+                    name,
+                    conflicts,
+                )
+            if stale:
+                log.info(
+                    "Recovery of table %s kept %d changelog records older than their key's "
+                    "value out (a late writer's)",
+                    name,
+                    stale,
+                )
+        self._unreported.clear()
 
     async def _end_if_recovered(self, idle_checks: int) -> None:
         """Faust's end-of-recovery check: with every active partition at its highwater, what
@@ -192,6 +319,11 @@ class BulkRecovery(Recovery):
 class BulkTableManager(TableManager):
     """Faust's table manager with :class:`BulkRecovery` as its recovery service, and a
     changelog queue that holds a whole fetch."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: Per table, the judge its recovery asks (see :func:`judge_recovery`).
+        self.judges: dict[Any, Judge] = {}
 
     @property
     def changelog_queue(self) -> Any:

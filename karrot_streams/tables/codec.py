@@ -50,6 +50,33 @@ def key_bytes(key: str) -> bytes:
     return _KEYS._dumps(key)
 
 
+#: Where a stored value's marks begin (tables/replay_guard.py), compact or with a space.
+_APPLIED = b'"applied":'
+
+
+def applied_marks(value: bytes) -> dict[str, int] | None:
+    """The ``applied`` marks of a value as stored, without decoding the rest of it.
+
+    Recovery compares the marks of two values of a key for every changelog record whose key it
+    has seen; an item's value holds up to 64 remembered effects after its marks, decoding them
+    all would cost more than the write. The bytes ``"applied":`` cannot occur inside a JSON
+    string (its quotes would be escaped), no aggregate nests an ``applied`` before its own, and
+    the marks are a flat object of ints keyed by ``topic:partition``, so they end at the first
+    ``}``. ``None`` for a value without marks, or marks of another shape.
+    """
+    start = value.find(_APPLIED)
+    if start < 0:
+        return None
+    end = value.find(b"}", start)
+    if end < 0:
+        return None
+    try:
+        marks = orjson.loads(value[start + len(_APPLIED) : end + 1])
+    except orjson.JSONDecodeError:
+        return None
+    return marks if type(marks) is dict else None
+
+
 def register() -> None:
     """Make ``value_serializer="orjson"`` known to Faust, and pin ``json`` (idempotent)."""
     codecs.register(NAME, OrjsonCodec())

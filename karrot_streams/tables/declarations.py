@@ -10,7 +10,9 @@ import faust
 
 from karrot_streams.events.topics import TopicNames
 from karrot_streams.runtime import internals
+from karrot_streams.runtime.recovery import Verdict, judge_recovery
 from karrot_streams.tables import codec
+from karrot_streams.tables.replay_guard import Order, order
 
 HOUR = 3600.0
 DAY = 86400.0
@@ -43,6 +45,15 @@ class Tables:
         """
         codec.register()
         tables = cls._declare(app, partitions)
+        for table in (
+            tables.items,
+            tables.categories,
+            tables.category_hourly,
+            tables.sellers,
+            tables.payment_daily,
+            tables.users_daily,
+        ):
+            judge_recovery(app, table, changelog_verdict)
         names = names or TopicNames()
         owner = app_id if app_id is not None else app.conf.id
         if owner != app.conf.id or names.prefix:
@@ -83,6 +94,24 @@ class Tables:
                 "new-users-daily", DAY, DAILY_EXPIRES, "New users per region per day."
             ),
         )
+
+
+_VERDICTS = {Order.OLDER: Verdict.KEEP, Order.INCOMPARABLE: Verdict.CONFLICT}
+
+
+def changelog_verdict(current: bytes, incoming: bytes) -> Verdict:
+    """At recovery: whether a changelog value replaces its key's value, by their marks.
+
+    Every aggregate value carries its marks; one that does not (written before they existed)
+    replaces and is replaced as it always was.
+    """
+    held = codec.applied_marks(current)
+    if held is None:
+        return Verdict.TAKE
+    new = codec.applied_marks(incoming)
+    if new is None:
+        return Verdict.TAKE
+    return _VERDICTS.get(order(held, new), Verdict.TAKE)
 
 
 def window_of(table: Any, timestamp: float) -> tuple[float, float]:

@@ -8,13 +8,26 @@ The end-to-end proof (a worker restoring its tables from a real changelog, then 
 from __future__ import annotations
 
 import asyncio
+import logging
+from pathlib import Path
 from typing import Any, cast
 
 import faust
+import orjson
 import pytest
 from faust.types import TP
 
-from karrot_streams.runtime.recovery import CHANGELOG_QUEUE_MAX, BulkRecovery, BulkTableManager
+from karrot_streams.runtime import internals
+from karrot_streams.runtime.recovery import (
+    CHANGELOG_QUEUE_MAX,
+    BulkRecovery,
+    BulkTableManager,
+    Verdict,
+    judge_recovery,
+)
+from karrot_streams.tables import codec
+from karrot_streams.tables.aggregates import SellerSales, to_value
+from karrot_streams.tables.declarations import changelog_verdict
 
 
 class Message:
@@ -32,14 +45,27 @@ class Event:
         self.message = message
 
 
+class Store(dict[bytes, bytes | None]):
+    """The in-memory store's part the recovery reaches: no encoded values to read back, the
+    offset a recovery starts from."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.persisted: dict[TP, int] = {}
+
+    def set_persisted_offset(self, tp: TP, offset: int) -> None:
+        self.persisted[tp] = offset
+
+
 class Table:
     """What the recovery asks of a table: its buffer sizes and a batch apply."""
 
+    name = "items"
     recovery_buffer_size = 3
     standby_buffer_size = 2
 
     def __init__(self) -> None:
-        self.data: dict[bytes, bytes | None] = {}
+        self.data = Store()
         self.applied: list[list[int]] = []
         self.seen: list[int] = []
 
@@ -50,6 +76,7 @@ class Table:
         self.applied.append([e.message.offset for e in batch])
         for event in batch:
             self.data[event.message.key] = event.message.value
+            self.data.persisted[event.message.tp] = event.message.offset
 
 
 ACTIVE = TP("app-items-changelog", 0)
@@ -164,3 +191,132 @@ async def test_the_loop_does_not_end_recovery_short_of_the_highwater(
     assert not await recover(bulk, highwater=10, records=5, wait_s=0.3)
     assert bulk.in_recovery
     assert bulk.active_offsets[ACTIVE] == 4
+
+
+def by_number(current: bytes, incoming: bytes) -> Verdict:
+    """A judge over values that are numbers: a lower one is older; ``!`` marks a conflict."""
+    if incoming.endswith(b"!"):
+        return Verdict.CONFLICT
+    return Verdict.KEEP if int(incoming) < int(current.rstrip(b"!")) else Verdict.TAKE
+
+
+def keyed(tp: TP, offset: int, key: bytes, value: bytes | None) -> Event:
+    return Event(Message(tp, offset, key, value))
+
+
+async def test_a_judged_table_keeps_its_keys_newer_values_within_a_buffer(
+    app: faust.App, recovery: tuple[BulkRecovery, Table], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The in-memory store keeps no encoded values: only a buffer's own records are compared."""
+    bulk, table = recovery
+    judge_recovery(app, table, by_number)
+    run = [
+        keyed(ACTIVE, 0, b"a", b"5"),
+        keyed(ACTIVE, 1, b"a", b"3"),  # older than 5: kept out
+        keyed(ACTIVE, 2, b"b", b"1"),
+    ]
+    with caplog.at_level(logging.INFO):
+        await bulk._apply_run(run)
+    assert table.data == {b"a": b"5", b"b": b"1"}
+    assert bulk.stale_records == 1
+    assert any("kept 1 changelog records older" in r.getMessage() for r in caplog.records)
+    # The last record read is kept out: the next recovery still starts after it.
+    await bulk._apply_run([keyed(ACTIVE, 3, b"c", b"7"), keyed(ACTIVE, 4, b"c", b"6")])
+    bulk.flush_buffers()
+    assert table.data[b"c"] == b"7"
+    assert table.data.persisted[ACTIVE] == 4
+
+
+async def test_tombstones_equal_values_and_conflicts_are_taken_and_conflicts_logged_once(
+    app: faust.App, recovery: tuple[BulkRecovery, Table], caplog: pytest.LogCaptureFixture
+) -> None:
+    bulk, table = recovery
+    judge_recovery(app, table, by_number)
+    table.standby_buffer_size = 10  # one buffer: the fake store's values cannot be read back
+    run = [
+        keyed(STANDBY, 0, b"a", b"5"),
+        keyed(STANDBY, 1, b"a", None),  # a tombstone always applies
+        keyed(STANDBY, 2, b"a", b"2"),  # nothing to be older than
+        keyed(STANDBY, 3, b"b", b"9"),
+        keyed(STANDBY, 4, b"b", b"9"),  # equal: a normal re-write
+        keyed(STANDBY, 5, b"b", b"4!"),
+        keyed(STANDBY, 6, b"b", b"3!"),
+    ]
+    with caplog.at_level(logging.WARNING):
+        await bulk._apply_run(run)
+        bulk.flush_buffers()
+    assert table.data == {b"a": b"2", b"b": b"3!"}
+    assert (bulk.stale_records, bulk.conflicting_records) == (0, 2)
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "took 2 changelog records neither older nor newer" in warnings[0].getMessage()
+
+
+SELLERS = TP("test-judged-sellers-changelog", 1)
+SELLERS_0 = TP("test-judged-sellers-changelog", 0)
+
+
+def sales(count: int, mark: int) -> bytes:
+    return orjson.dumps(
+        to_value(SellerSales("s", sales_count=count, applied={"payment-events:0": mark}))
+    )
+
+
+@pytest.fixture
+def rocksdb_recovery(tmp_path: Path) -> tuple[BulkRecovery, Any]:
+    """A real sellers table in Faust's RocksDB store (a database per partition), judged as the
+    app judges it."""
+    codec.register()
+    app = faust.App(
+        "test-judged",
+        broker="kafka://localhost:1",
+        store="rocksdb://",
+        datadir=str(tmp_path),
+        TableManager=BulkTableManager,
+    )
+    table = codec.use_for_values(app.Table("sellers", default=dict, key_type=str, partitions=2))
+    table.recovery_buffer_size = 2
+    table.standby_buffer_size = 2
+    judge_recovery(app, table, changelog_verdict)
+    manager = app.tables
+    assert isinstance(manager, BulkTableManager)
+    bulk = manager.recovery
+    assert isinstance(bulk, BulkRecovery)
+    bulk.active_tps.update({SELLERS, SELLERS_0})
+    bulk.standby_tps.add(TP("test-judged-sellers-changelog", 2))
+    for tp in (SELLERS, SELLERS_0):
+        bulk.tp_to_table[tp] = table
+    return bulk, table
+
+
+def stored(table: Any, partition: int, key: bytes) -> bytes | None:
+    values = internals.stored_values(table, partition, [key])
+    assert values is not None
+    return values[0]
+
+
+async def test_a_stale_record_loses_to_the_value_in_the_run_and_in_the_store(
+    rocksdb_recovery: tuple[BulkRecovery, Any],
+) -> None:
+    bulk, table = rocksdb_recovery
+    key = b'"seller-1"'
+    newer, stale, staler = sales(2, 10), sales(1, 5), sales(1, 3)
+    # The new owner's value, then the zombie's: in one buffer, written when it fills.
+    await bulk._apply_run([keyed(SELLERS, 0, key, newer), keyed(SELLERS, 1, key, stale)])
+    assert stored(table, 1, key) == newer
+    # Later, another stale record of the key: its value is the store's now.
+    await bulk._apply_run([keyed(SELLERS, 2, key, staler)])
+    bulk.flush_buffers()
+    assert stored(table, 1, key) == newer
+    assert bulk.stale_records == 2
+    assert table.data.persisted_offset(SELLERS) == 2
+    # A store is a database per partition: partition 0's value of the same key bytes is
+    # another key's, and does not judge partition 1's record.
+    await bulk._apply_run([keyed(SELLERS_0, 0, b'"seller-2"', newer)])
+    await bulk._apply_run([keyed(SELLERS, 3, b'"seller-2"', stale)])
+    bulk.flush_buffers()
+    assert stored(table, 1, b'"seller-2"') == stale
+    assert stored(table, 0, b'"seller-2"') == newer
+    # A newer record replaces it, and a tombstone deletes whatever is there.
+    await bulk._apply_run([keyed(SELLERS, 4, key, sales(3, 11)), keyed(SELLERS, 5, key, None)])
+    assert stored(table, 1, key) is None

@@ -312,9 +312,11 @@ def test_table_writes_repeat_what_a_faust_table_set_does() -> None:
 
 def test_aiokafka_transaction_internals_used_for_exactly_once() -> None:
     # The sender commits a transaction's offsets through this method; internals replaces it.
-    assert list(
-        inspect.signature(aiokafka_sender.Sender._do_txn_offset_commit).parameters
-    ) == ["self", "offsets", "group_id"]
+    assert list(inspect.signature(aiokafka_sender.Sender._do_txn_offset_commit).parameters) == [
+        "self",
+        "offsets",
+        "group_id",
+    ]
     assert "TxnOffsetCommitHandler(self, offsets, group_id)" in inspect.getsource(
         aiokafka_sender.Sender._do_txn_offset_commit
     )
@@ -330,9 +332,7 @@ def test_aiokafka_transaction_internals_used_for_exactly_once() -> None:
     assert "self._transaction_waiter" in manager or "_transaction_waiter" in inspect.getsource(
         TransactionManager
     )
-    assert {"IN_TRANSACTION", "ABORTABLE_ERROR", "FATAL_ERROR"} <= set(
-        TransactionState.__members__
-    )
+    assert {"IN_TRANSACTION", "ABORTABLE_ERROR", "FATAL_ERROR"} <= set(TransactionState.__members__)
     producer = inspect.getsource(AIOKafkaProducer.__init__)
     assert "self._txn_manager" in producer
     assert "self._sender = Sender(" in producer
@@ -362,3 +362,38 @@ def test_consumer_isolation_level_and_faust_client_hooks() -> None:
     commit_offsets = inspect.getsource(faust_consumer.Consumer._commit_offsets)
     assert "did_commit = await self._commit(committable_offsets)" in commit_offsets
     assert "self.app.tables.on_commit(committable_offsets)" in commit_offsets
+
+
+def test_recovery_reads_and_writes_the_store_where_faust_puts_a_changelog_record(
+    tmp_path: Path,
+) -> None:
+    """runtime/recovery.py judges a record against the value its key has in its own partition's
+    database (Faust's RocksDB store: one per partition), read for many keys at once, and moves
+    the recovery start past records it keeps out, as the store's batch apply does; its
+    ``flush_buffers`` repeats Faust's with a judged write."""
+    import rocksdict  # noqa: PLC0415  only this test needs them
+    from faust.stores.memory import Store as MemoryStore  # noqa: PLC0415
+    from faust.stores.rocksdb import Store as RocksStore  # noqa: PLC0415
+    from faust.tables.recovery import Recovery  # noqa: PLC0415
+
+    assert list(inspect.signature(RocksStore._db_for_partition).parameters) == [
+        "self",
+        "partition",
+    ]
+    apply = inspect.getsource(RocksStore.apply_changelog_batch)
+    assert "batches[msg.partition].put(msg.key, msg.value)" in apply
+    assert "self._db_for_partition(partition).write(batch)" in apply
+    assert "self.set_persisted_offset(tp, offset)" in apply
+    assert "self.use_rocksdict = USE_ROCKSDICT" in inspect.getsource(RocksStore.__init__)
+    # Its databases hold bytes: a key and value read are the changelog record's own.
+    assert "Options(raw_mode=True)" in Path(inspect.getfile(RocksStore)).read_text()
+    assert not hasattr(MemoryStore, "_db_for_partition")
+    assert callable(RocksStore.set_persisted_offset)
+    flush = inspect.getsource(Recovery.flush_buffers)
+    assert "table.apply_changelog_batch(buffer)" in flush
+    assert "self._last_flush_at = monotonic()" in flush
+    # rocksdict's get of a list of keys is a multi-get, None where a key is missing.
+    db = rocksdict.Rdict(str(tmp_path / "db"), rocksdict.Options(raw_mode=True))
+    db[b"a"] = b"1"
+    assert db.get([b"a", b"b"]) == [b"1", None]
+    db.close()
