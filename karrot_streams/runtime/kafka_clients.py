@@ -16,7 +16,10 @@
 from __future__ import annotations
 
 import logging
+from time import monotonic
 from typing import Any, ClassVar, cast
+
+from mode import Service
 
 from karrot_streams.runtime import internals
 from karrot_streams.runtime.consumer import BatchDeliveryConsumer
@@ -56,10 +59,39 @@ class ReadCommittedConsumerThread(internals.consumer_thread_class()):  # type: i
         return consumer
 
 
+#: Faust checks that every assigned partition moves this often at least (its "livelock"
+#: detector runs at 2.5 commit intervals: every 0.25 s under exactly-once, for a check meant
+#: for seconds).
+LIVELOCK_CHECK_MIN_S = 2.5
+
+
 class TransactionalCommits:
     """Faust's consumer commit, into the worker's transaction under exactly-once."""
 
     app: Any
+
+    @Service.task
+    async def _commit_handler(self) -> None:
+        """A commit, then the commit interval, then the next: Faust's timer commits at a fixed
+        rate and warns at each commit that outlasts its interval, which a commit that waits for
+        the steps inside the transaction often does at 0.1 s."""
+        service = cast(Any, self)
+        interval = service.commit_interval
+        await service.sleep(interval)
+        while not service.should_stop:
+            await service.commit()
+            await service.sleep(interval)
+
+    @Service.task
+    async def _commit_livelock_detector(self) -> None:
+        service = cast(Any, self)
+        interval = max(service.commit_interval * 2.5, LIVELOCK_CHECK_MIN_S)
+        await service.sleep(interval)
+        while not service.should_stop:
+            started = monotonic()
+            if not service.app.rebalancing:
+                await service.verify_all_partitions_active()
+            await service.sleep(max(0.0, interval - (monotonic() - started)))
 
     def _new_consumer_thread(self) -> Any:
         return ReadCommittedConsumerThread(
