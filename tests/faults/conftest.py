@@ -2,6 +2,10 @@
 
 Every scenario adds one ``Outcome`` to the session's collector; ``pytest_terminal_summary`` prints
 the table at the end and writes it to ``artifacts/faults.json``.
+
+Workers run under the ``guarantee`` fixture's ``KARROT_PROCESSING_GUARANTEE`` (a test parametrises
+it, see ``scenario.sized``; default ``exactly_once``). When the session's last fault test is done,
+``no_hanging_transactions`` checks that no transaction stays open on the fault stack's broker.
 """
 
 from __future__ import annotations
@@ -28,8 +32,9 @@ from karrot_streams.resources import Resources
 from karrot_streams.settings import Settings
 from tests.faults.load import input_ends
 from tests.faults.outcome import Outcome
-from tests.faults.scenario import Scenario
+from tests.faults.scenario import EXACTLY_ONCE, Scenario
 from tests.faults.stackctl import REPO, FaultStack
+from tests.faults.transactions import hanging_transactions
 from tests.support.worker import WorkerProcess, new_app_id
 
 OUTCOMES = pytest.StashKey[list[Outcome]]()
@@ -38,6 +43,11 @@ ARTIFACT = REPO / "artifacts" / "faults.json"
 #: Rebalances after a SIGKILL wait for the dead member's session to expire: Faust's default of
 #: 60 s would make each kill cost a minute. Faust reads these from the environment.
 FAST_REBALANCE = {"BROKER_SESSION_TIMEOUT": "8", "BROKER_HEARTBEAT_INTERVAL": "1"}
+
+#: How long a worker's transaction may stay open before its coordinator aborts it: the
+#: producer's ``transaction_timeout_ms`` (aiokafka's default, 60 s, unless the worker sets
+#: another; then set this variable to match). The hanging check waits that long plus a margin.
+TRANSACTION_TIMEOUT_S = float(os.environ.get("KARROT_FAULTS_TRANSACTION_TIMEOUT_S", "60"))
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -73,6 +83,25 @@ async def fault_stack() -> AsyncIterator[FaultStack]:
             await stack.run("start")
     finally:
         lock.close()  # releases the lock
+
+
+@pytest.fixture(scope="session", autouse=True)
+async def no_hanging_transactions(fault_stack: FaultStack) -> AsyncIterator[None]:
+    """After the session's fault tests (every worker stopped): no transaction left open on any
+    partition of the fault stack once the coordinator had time to end the abandoned ones.
+    ``kafka-transactions.sh find-hanging``'s question, asked through the admin protocol
+    (tests/faults/transactions.py); fails the session's teardown if one hangs."""
+    yield
+    hanging = await hanging_transactions(
+        fault_stack.bootstrap, transaction_timeout_s=TRANSACTION_TIMEOUT_S
+    )
+    assert not hanging, "hanging transactions:\n" + "\n".join(str(t) for t in hanging)
+
+
+@pytest.fixture
+def guarantee() -> str:
+    """The workers' processing guarantee; tests parametrise it (``scenario.sized``, ``BOTH``)."""
+    return EXACTLY_ONCE
 
 
 @pytest.fixture(scope="session")
@@ -156,9 +185,9 @@ class Workers:
 
 @pytest.fixture
 async def workers(
-    tmp_path: Path, fault_stack: FaultStack, fault_settings: Settings
+    tmp_path: Path, fault_stack: FaultStack, fault_settings: Settings, guarantee: str
 ) -> AsyncIterator[Workers]:
-    pool = Workers(tmp_path, fault_stack.app_env())
+    pool = Workers(tmp_path, {**fault_stack.app_env(), "KARROT_PROCESSING_GUARANTEE": guarantee})
     await create_internal_topics(fault_settings, pool.app_id)
     await start_group_at_end(fault_settings, pool.app_id)
     yield pool
@@ -171,9 +200,10 @@ def scenario(
     writers: dict[str, WriterSchema],
     workers: Workers,
     outcomes: list[Outcome],
+    guarantee: str,
 ) -> Callable[[str], Scenario]:
     def make(name: str) -> Scenario:
-        return Scenario(name, fault_settings, writers, workers.app_id, outcomes)
+        return Scenario(name, fault_settings, writers, workers.app_id, outcomes, guarantee)
 
     return make
 
@@ -189,22 +219,28 @@ def _fmt(value: object) -> str:
 def summary_lines(rows: list[Outcome]) -> list[str]:
     header = (
         "scenario",
+        "guarantee",
         "events in",
         "events out",
         "lost",
         "duplicated",
         "dead-lettered",
+        "enriched missing/dup",
+        "dlq missing/dup",
         "recovery s",
         "run s",
     )
     table = [header] + [
         (
             o.scenario,
+            o.guarantee,
             _fmt(o.events_in),
             _fmt(o.events_out),
             _fmt(o.lost),
             f"{o.duplicated} (<= {o.duplicate_bound})",
             _fmt(o.dead_lettered),
+            f"{o.enriched_missing}/{o.enriched_duplicates}",
+            f"{o.dlq_missing}/{o.dlq_duplicates}",
             _fmt(o.recovery_s),
             _fmt(o.duration_s),
         )
@@ -215,7 +251,7 @@ def summary_lines(rows: list[Outcome]) -> list[str]:
     lines.insert(1, "  ".join("-" * w for w in widths))
     for o in rows:
         for note in o.notes + [f"PROBLEM: {p}" for p in o.problems]:
-            lines.append(f"  {o.scenario}: {note}")
+            lines.append(f"  {o.scenario} ({o.guarantee}): {note}")
     return lines
 
 

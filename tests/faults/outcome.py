@@ -2,8 +2,11 @@
 
 Valid events: each once in ``enriched.<topic>`` (copies beyond the input's own copies are
 duplicates), a ``PROCESSED`` row each. Poison: each once in ``dlq.<topic>`` with its bytes, key
-and the contract's headers. Aggregates: equal to the truth through the HTTP API. Commits: the
-group's committed offsets reach the end of the input.
+and the contract's headers. The outputs are read back by an independent client (librdkafka,
+``read_committed``: tests/support/committed.py), so an aborted transaction's records never count;
+enriched events are told apart by their event id, dead letters by their bytes; missing and
+duplicates are counted for each of the two. Aggregates: equal to the truth through the HTTP API.
+Commits: the group's committed offsets reach the end of the input.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from karrot_streams.avro.framing import unframe
 from karrot_streams.events.types import INPUT_TOPICS
 from karrot_streams.traffic import Record
 from tests.support import api, kafka, store
+from tests.support.committed import read_committed
 from tests.support.truth import Truth
 
 CONTRACT_HEADERS = (
@@ -39,6 +43,8 @@ class Outcome:
     """One row of the fault summary."""
 
     scenario: str
+    #: The worker's KARROT_PROCESSING_GUARANTEE in this run.
+    guarantee: str = "at_least_once"
     events_in: int = 0
     valid_in: int = 0
     poison_in: int = 0
@@ -46,6 +52,11 @@ class Outcome:
     lost: int = 0
     duplicated: int = 0
     dead_lettered: int = 0
+    #: Per output: events never seen there, and copies beyond one per input copy.
+    enriched_missing: int = 0
+    enriched_duplicates: int = 0
+    dlq_missing: int = 0
+    dlq_duplicates: int = 0
     recovery_s: float | None = None
     duration_s: float = 0.0
     duplicate_bound: int = 0
@@ -72,13 +83,14 @@ async def _input_copies(bootstrap: str, tag: str) -> Counter[bytes | None]:
 
 async def _forwarded(bootstrap: str, tag: str) -> Counter[str]:
     seen: Counter[str] = Counter()
-    for topic in INPUT_TOPICS:
-        writer = schemas.load(f"enriched.{topic}-value")
-        for message in await kafka.read_all(bootstrap, f"enriched.{topic}"):
-            if not _tagged(message.key, tag) or message.value is None:
-                continue
-            _, body = unframe(message.value)
-            seen[str(decode(writer.parsed, body)["eventId"])] += 1
+    writers = {
+        f"enriched.{topic}": schemas.load(f"enriched.{topic}-value") for topic in INPUT_TOPICS
+    }
+    for message in await read_committed(bootstrap, list(writers)):
+        if not _tagged(message.key, tag) or message.value is None:
+            continue
+        _, body = unframe(message.value)
+        seen[str(decode(writers[message.topic].parsed, body)["eventId"])] += 1
     return seen
 
 
@@ -109,13 +121,12 @@ async def _dead_lettered(
 ) -> tuple[Counter[tuple[str, bytes | None, bytes | None]], list[str]]:
     dead: Counter[tuple[str, bytes | None, bytes | None]] = Counter()
     problems: list[str] = []
-    for topic in INPUT_TOPICS:
-        for message in await kafka.read_all(bootstrap, f"dlq.{topic}"):
-            if not _tagged(message.key, tag):
-                continue
-            headers = dict(message.headers)
-            problems += _header_problems(f"dlq.{topic}", headers)
-            dead[(topic, message.key, message.value)] += 1
+    for message in await read_committed(bootstrap, [f"dlq.{topic}" for topic in INPUT_TOPICS]):
+        if not _tagged(message.key, tag):
+            continue
+        headers = dict(message.headers)
+        problems += _header_problems(message.topic, headers)
+        dead[(message.topic.removeprefix("dlq."), message.key, message.value)] += 1
     return dead, problems
 
 
@@ -163,11 +174,15 @@ async def check(
     not_dead = sum(max(0, n - dead[k]) for k, n in poison.items())
     outcome.events_out = sum(seen.values())
     outcome.dead_lettered = sum(dead.values())
-    outcome.lost = len(not_forwarded) + not_dead
+    outcome.enriched_missing = len(not_forwarded)
+    outcome.dlq_missing = not_dead
+    outcome.lost = outcome.enriched_missing + outcome.dlq_missing
     input_dups = sum(n - 1 for n in copies.values() if n > 1)
-    outcome.duplicated = sum(
+    outcome.enriched_duplicates = sum(
         max(0, n - copies.get(raw_of.get(event_id), 1)) for event_id, n in seen.items()
-    ) + sum(max(0, n - poison[k]) for k, n in dead.items())
+    )
+    outcome.dlq_duplicates = sum(max(0, n - poison[k]) for k, n in dead.items() if k in poison)
+    outcome.duplicated = outcome.enriched_duplicates + outcome.dlq_duplicates
     unexpected = set(seen) - truth.valid_ids
     if input_dups:
         outcome.notes.append(f"{input_dups} records twice in the input (upstream resend)")
@@ -185,7 +200,8 @@ async def check(
     outcome.problems += sorted(set(header_problems))[:10]
     if outcome.duplicated > outcome.duplicate_bound:
         outcome.problems.append(
-            f"{outcome.duplicated} duplicates, more than the bound {outcome.duplicate_bound}"
+            f"{outcome.duplicated} duplicates (enriched {outcome.enriched_duplicates}, dlq "
+            f"{outcome.dlq_duplicates}), more than the bound {outcome.duplicate_bound}"
         )
     for url in api_urls:
         remaining = max(30.0, deadline - time.monotonic())

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import signal
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.support.stack import stack
@@ -99,10 +99,14 @@ class FaultStack:
 
 @dataclass(frozen=True)
 class ClusterStack:
-    """A three-broker Kafka cluster of its own (``KARROT_KAFKA_BROKERS=3``), beside a FaultStack."""
+    """A three-broker Kafka cluster of its own (``KARROT_KAFKA_BROKERS=3``), beside a FaultStack.
+
+    Its brokers listen on ``first_port``, +2 and +4 (controllers one above each): 39092 unless
+    ``KARROT_FAULTS_CLUSTER_PORT`` says otherwise (when a fault stack of its own uses 39092).
+    """
 
     stack_dir: Path
-    first_port: int = 39092
+    first_port: int = field(default_factory=lambda: _port("KARROT_FAULTS_CLUSTER_PORT", 39092))
 
     @property
     def ports(self) -> tuple[int, int, int]:

@@ -3,7 +3,8 @@
 Soak only: a second Kafka of three JVMs next to the fault stack costs about a minute and a half
 on a 2-core machine, which the CI budget does not have. Run it with ``make soak``.
 The cluster gets its own folder and ports (39092/39094/39096, controllers one above each); the
-registry and PostgreSQL are the fault stack's.
+registry and PostgreSQL are the fault stack's. Both guarantees (exactly_once: no duplicate,
+nothing missing; at_least_once: the bound below).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from karrot_streams.resources import Resources
 from karrot_streams.settings import Settings
 from tests.faults.conftest import Workers, create_internal_topics, start_group_at_end
 from tests.faults.outcome import Outcome
-from tests.faults.scenario import Scenario, Size
+from tests.faults.scenario import GUARANTEES, Scenario, Size
 from tests.faults.stackctl import REPO, ClusterStack, FaultStack
 
 pytestmark = [pytest.mark.faults, pytest.mark.soak]
@@ -36,7 +37,9 @@ async def cluster() -> AsyncIterator[ClusterStack]:
     await stack.run("stop", "kafka")
 
 
+@pytest.mark.parametrize("guarantee", GUARANTEES)
 async def test_one_of_three_brokers_killed_and_back(
+    guarantee: str,
     cluster: ClusterStack,
     fault_stack: FaultStack,
     fault_settings: Settings,
@@ -57,12 +60,15 @@ async def test_one_of_three_brokers_killed_and_back(
         **fault_stack.app_env(),
         "KARROT_KAFKA_BOOTSTRAP": cluster.bootstrap,
         "KARROT_TOPIC_REPLICATION": "3",
+        "KARROT_PROCESSING_GUARANTEE": guarantee,
     }
     workers = Workers(tmp_path, env)
     await create_internal_topics(settings, workers.app_id)
     await start_group_at_end(settings, workers.app_id)
     try:
-        run = Scenario("3 brokers, one killed", settings, writers, workers.app_id, outcomes)
+        run = Scenario(
+            "3 brokers, one killed", settings, writers, workers.app_id, outcomes, guarantee
+        )
         worker = workers.start("worker")
         await worker.wait_ready()
         run.watch_commits()

@@ -21,7 +21,7 @@ from karrot_streams.events.types import EventType
 from karrot_streams.resources import Resources
 from karrot_streams.traffic import Record, TrafficSpec, valid_events
 from tests.faults.conftest import Workers
-from tests.faults.scenario import Scenario, Size
+from tests.faults.scenario import BOTH, Scenario, Size
 from tests.support import kafka
 
 pytestmark = pytest.mark.faults
@@ -82,7 +82,9 @@ async def send_with_headers(bootstrap: str, batch: list[Record]) -> None:
         await producer.stop()
 
 
+@pytest.mark.parametrize("guarantee", BOTH)
 async def test_hostile_records_are_dead_lettered_intact(
+    guarantee: str,
     scenario: Callable[[str], Scenario],
     workers: Workers,
     writers: Mapping[str, WriterSchema],

@@ -22,7 +22,7 @@ from karrot_streams.traffic import Record
 from tests.faults.conftest import Workers
 from tests.faults.load import produce_through
 from tests.faults.probes import health, wait_for
-from tests.faults.scenario import Scenario, Size
+from tests.faults.scenario import BOTH, Scenario, Size
 from tests.support import store
 
 pytestmark = pytest.mark.faults
@@ -38,8 +38,9 @@ def items_only(batch: list[Record]) -> list[Record]:
     return [r for r in batch if r.topic == "item-events" and not r.poison]
 
 
+@pytest.mark.parametrize("guarantee", BOTH)
 async def test_stuck_worker_reports_down_and_exits_non_zero(
-    scenario: Callable[[str], Scenario], workers: Workers, fault_settings: Settings
+    guarantee: str, scenario: Callable[[str], Scenario], workers: Workers, fault_settings: Settings
 ) -> None:
     run = scenario("stuck worker (hung DB lock)")
     traffic = items_only(run.traffic(Size(count=400, rate=400)))

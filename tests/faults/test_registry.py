@@ -34,7 +34,7 @@ from karrot_streams.settings import Settings
 from karrot_streams.traffic import Record
 from tests.faults.conftest import Workers
 from tests.faults.probes import health
-from tests.faults.scenario import Scenario, Size
+from tests.faults.scenario import BOTH, Scenario, Size
 from tests.faults.stackctl import FaultStack
 from tests.support import kafka, store
 
@@ -74,7 +74,9 @@ async def dead_letters_of(bootstrap: str, tag: str) -> int:
     return count
 
 
+@pytest.mark.parametrize("guarantee", BOTH)
 async def test_registry_unavailable_at_start(
+    guarantee: str,
     scenario: Callable[[str], Scenario],
     workers: Workers,
     fault_stack: FaultStack,
@@ -98,7 +100,9 @@ async def test_registry_unavailable_at_start(
     await run.verdict([worker.url])
 
 
+@pytest.mark.parametrize("guarantee", BOTH)
 async def test_registry_unavailable_while_running(
+    guarantee: str,
     scenario: Callable[[str], Scenario],
     workers: Workers,
     fault_stack: FaultStack,
@@ -207,7 +211,9 @@ async def _enriched_ids_resolve(settings: Settings, tag: str) -> list[str]:
     return sorted(set(wrong))
 
 
+@pytest.mark.parametrize("guarantee", BOTH)
 async def test_registry_restarted_empty(
+    guarantee: str,
     scenario: Callable[[str], Scenario],
     workers: Workers,
     fault_stack: FaultStack,
