@@ -60,9 +60,12 @@ class EmitChain:
             try:
                 if ready is not None:
                     await ready
-                async with self._transactions.step():
+
+                async def emit_and_ack() -> None:
                     await emit
                     ack_all(events)
+
+                await self._transactions.run_step(emit_and_ack)
             except Exception as exc:
                 if isinstance(emit, Coroutine):
                     emit.close()  # never started when ``ready`` failed

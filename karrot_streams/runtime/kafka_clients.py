@@ -128,8 +128,21 @@ class TransactionalCommits:
         owned = {tp: offset for tp, offset in offsets.items() if tp in assignment}
         if not owned:
             return False
+        group = internals.group_metadata(internals.aiokafka_consumer(self))
+        if group.generation_id < 0 or not group.member_id:
+            # aiokafka resets the membership when the coordinator no longer knows the member
+            # (a worker paused past its session timeout) and then calls the revoke callback,
+            # which commits. The broker does not check the generation of a commit made with
+            # generation -1 (KIP-447 keeps that for producers outside a group): the zombie's
+            # transaction would commit. Its partitions may already be another worker's.
+            await transactions.fail(
+                TransactionFailed(
+                    "The worker lost its group membership with a transaction open (paused past"
+                    " its session timeout?): aborting it rather than committing unfenced"
+                )
+            )
+            return False
         try:
-            group = internals.group_metadata(internals.aiokafka_consumer(self))
             return await transactions.commit(owned, group)
         except TransactionFailed:
             return False

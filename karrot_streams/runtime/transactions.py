@@ -74,6 +74,10 @@ class WorkerTransactions:
         #: Resolved when the open transaction commits (an exception when it aborts).
         self._open: asyncio.Future[None] | None = None
         self.failed: TransactionFailed | None = None
+        #: A step that raised (or was cancelled) inside the open transaction: it may have
+        #: produced records it will never ack, which must not become visible without their
+        #: offsets (they would be read again and produced again: duplicates).
+        self._spoiled: BaseException | None = None
         self.commits = 0
 
     def bind(
@@ -96,10 +100,12 @@ class WorkerTransactions:
         return self.failed is None and self._open is None
 
     @asynccontextmanager
-    async def step(self) -> AsyncIterator[asyncio.Future[None] | None]:
+    async def step(self, *, spoils: bool = True) -> AsyncIterator[asyncio.Future[None] | None]:
         """Produce inside the worker's transaction; yields the future of its commit.
 
-        Under at-least-once it yields ``None`` and does nothing.
+        A step that raises spoils the transaction (it cannot commit) unless ``spoils`` is
+        false: a single send that raised put nothing in it. Under at-least-once it yields
+        ``None`` and does nothing.
         """
         if not self.exactly_once or _inside_step.get():
             yield self._open
@@ -116,11 +122,28 @@ class WorkerTransactions:
         except TransactionFailed as exc:
             await self.fail(exc)
             raise
+        except BaseException as exc:
+            if spoils and self._open is not None and self._spoiled is None:
+                self._spoiled = exc
+            raise
         finally:
             _inside_step.reset(token)
             self._steps -= 1
             if self._steps == 0:
                 self._no_steps.set()
+
+    async def run_step(self, body: Callable[[], Awaitable[T]]) -> T:
+        """``body`` as one step, to its end: a worker stopping (Faust cancels its agents) does
+        not cut a step between its records and its acks; the step ends, its acks are taken by
+        the last commit. Under at-least-once, ``body`` as it is."""
+        if not self.exactly_once:
+            return await body()
+
+        async def whole() -> T:
+            async with self.step():
+                return await body()
+
+        return await asyncio.shield(asyncio.ensure_future(whole()))
 
     @asynccontextmanager
     async def exclusive(self) -> AsyncIterator[None]:
@@ -138,7 +161,7 @@ class WorkerTransactions:
         step; what it returns resolves once the record is committed, or under at-least-once
         once it is acknowledged. So an API answer never names a record a ``read_committed``
         reader may not get (its transaction could still abort)."""
-        async with self.step() as opened:
+        async with self.step(spoils=False) as opened:
             acknowledged = await send()
         if opened is None:
             return acknowledged
@@ -177,6 +200,10 @@ class WorkerTransactions:
             return False
         if offsets and group is None:
             raise ValueError("Offsets to commit without the consumer group's metadata")
+        if self._spoiled is not None:
+            failure = TransactionFailed(f"A step failed inside the transaction: {self._spoiled!r}")
+            await self.fail(failure)
+            raise failure
         opened = await self._begin()
         producer = self._producer_now()
         try:

@@ -96,9 +96,12 @@ def batched(
 
     async def consume(stream: Any) -> None:
         async for events in take_batches(stream, settings_max, within_s):
-            async with gate.step():
+
+            async def apply_and_ack(events: list[Any] = events) -> None:
                 await step([(event, orjson.loads(event.value)) for event in events])
                 ack_all(events)
+
+            await gate.run_step(apply_and_ack)
 
     return consume
 

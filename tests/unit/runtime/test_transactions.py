@@ -191,3 +191,51 @@ async def test_at_least_once_has_no_gate_and_no_transaction() -> None:
 
     assert await (await txns.produce(send)) == 7
     assert txns.clean
+
+
+async def test_a_step_that_raised_spoils_the_transaction() -> None:
+    producer, failures = FakeProducer(), list[BaseException]()
+    txns = transactions(producer, failures)
+    with pytest.raises(RuntimeError):
+        async with txns.step():
+            raise RuntimeError("a bug after half the records were sent")
+    with pytest.raises(TransactionFailed, match="A step failed"):
+        async with txns.exclusive():
+            await txns.commit({("in", 0): 3}, GROUP)
+    assert "commit" not in producer.journal and producer.journal[-1] == "abort"
+    assert len(failures) == 1
+
+
+async def test_a_send_that_raised_does_not_spoil_it() -> None:
+    producer, failures = FakeProducer(), list[BaseException]()
+    txns = transactions(producer, failures)
+
+    async def refused() -> asyncio.Future[None]:
+        raise ConnectionError("not enqueued")
+
+    with pytest.raises(ConnectionError):
+        await txns.produce(refused)
+    async with txns.exclusive():
+        await txns.commit({("in", 0): 3}, GROUP)
+    assert producer.journal[-1] == "commit" and not failures
+
+
+async def test_a_cancelled_caller_does_not_cut_a_step_short() -> None:
+    producer, failures = FakeProducer(), list[BaseException]()
+    txns = transactions(producer, failures)
+    acked = asyncio.Event()
+    may_finish = asyncio.Event()
+
+    async def body() -> None:
+        await may_finish.wait()
+        acked.set()
+
+    caller = asyncio.ensure_future(txns.run_step(body))
+    await asyncio.sleep(0.01)
+    caller.cancel()  # Faust stopping the agent
+    await asyncio.sleep(0.01)
+    may_finish.set()
+    await asyncio.wait_for(acked.wait(), 1)
+    async with txns.exclusive():
+        await txns.commit({("in", 0): 3}, GROUP)
+    assert producer.journal[-1] == "commit" and not failures
