@@ -16,6 +16,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from karrot_streams.connections import KafkaConnection
+from karrot_streams.dlq.dead_letters import DeadLetter
 from karrot_streams.dlq.reader import dlq_consumer, partitions_of, scan_newest
 from karrot_streams.events.timestamps import iso_utc
 from karrot_streams.events.topics import TopicNames
@@ -83,15 +84,40 @@ async def read_overview(
         return await _read(consumer, topics, limit, max_bytes)
 
 
+async def count_letters(
+    consumer: AIOKafkaConsumer,
+    topics: Sequence[str],
+    partitions: Sequence[TopicPartition],
+    begins: Mapping[TopicPartition, int],
+    ends: Mapping[TopicPartition, int],
+    max_bytes: int,
+) -> dict[str, int]:
+    """The letters of each topic, counted by reading them (within ``max_bytes``).
+
+    Dead letters are written in transactions under exactly-once: a partition's offsets also
+    number transaction markers and aborted letters, so end minus start overcounts. What the
+    budget leaves unread is counted by its offsets.
+    """
+    counted = dict.fromkeys(topics, 0)
+
+    def count(letter: DeadLetter) -> bool:
+        counted[letter.topic] += 1
+        return False  # counted, not kept
+
+    bounds = {tp: (begins[tp], ends[tp]) for tp in partitions if ends[tp] > begins[tp]}
+    scan = await scan_newest(consumer, bounds, limit=1, max_bytes=max_bytes, keep=count)
+    for tp, (unread_to, _) in scan.ranges.items():
+        counted[tp.topic] += max(0, unread_to - begins[tp])
+    return counted
+
+
 async def _read(
     consumer: AIOKafkaConsumer, topics: Sequence[str], limit: int, max_bytes: int
 ) -> DeadLetterOverview:
     partitions = await partitions_of(consumer, topics)
     begins: Mapping[TopicPartition, int] = await consumer.beginning_offsets(partitions)
     ends: Mapping[TopicPartition, int] = await consumer.end_offsets(partitions)
-    counts = {topic: 0 for topic in topics}
-    for tp in partitions:
-        counts[tp.topic] += max(0, ends[tp] - begins[tp])
+    counts = await count_letters(consumer, topics, partitions, begins, ends, max_bytes)
     windows = {
         tp: window
         for tp in partitions

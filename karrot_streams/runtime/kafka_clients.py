@@ -77,10 +77,14 @@ class TransactionalCommits:
         the steps inside the transaction often does at 0.1 s."""
         service = cast(Any, self)
         interval = service.commit_interval
+        transactions = transactions_of(service.app)
         await service.sleep(interval)
         while not service.should_stop:
             await service.commit()
-            await service.sleep(interval)
+            if transactions.exactly_once:
+                await transactions.until_commit_due(interval)
+            else:
+                await service.sleep(interval)
 
     @Service.task
     async def _commit_livelock_detector(self) -> None:

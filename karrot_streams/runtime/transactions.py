@@ -27,7 +27,7 @@ import asyncio
 import contextvars
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from typing import Any, TypeVar
 
 from karrot_streams.runtime import internals
@@ -65,6 +65,9 @@ class WorkerTransactions:
         self._producer = producer
         self._on_failure = on_failure
         self._commit_lock = asyncio.Lock()
+        #: Someone waits for the open transaction to commit (an API answer): commit now rather
+        #: than at the end of the interval.
+        self._commit_wanted = asyncio.Event()
         self._steps = 0
         self._no_steps = asyncio.Event()
         self._no_steps.set()
@@ -176,7 +179,14 @@ class WorkerTransactions:
     async def committed(self, opened: asyncio.Future[None] | None) -> None:
         """Wait until the transaction a step produced in has committed (raises if it aborted)."""
         if opened is not None:
+            self._commit_wanted.set()
             await asyncio.shield(opened)
+
+    async def until_commit_due(self, interval_s: float) -> None:
+        """Sleep until the next commit: ``interval_s``, or sooner when a caller waits for one."""
+        with suppress(TimeoutError):
+            await asyncio.wait_for(self._commit_wanted.wait(), interval_s)
+        self._commit_wanted.clear()
 
     def check_producer(self) -> None:
         """Raise when the producer's transaction can no longer commit (an abortable or fatal
