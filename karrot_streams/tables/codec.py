@@ -9,6 +9,7 @@ stay byte-identical to the tables' (see ``tables.facts.table_key``).
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import orjson
@@ -17,10 +18,39 @@ from faust.utils.json import JSONEncoder
 
 NAME = "orjson"
 
+INT64_MAX = 2**63 - 1
+INT64_MIN = -(2**63)
+
+log = logging.getLogger(__name__)
+
+
+def saturated(obj: Any) -> Any:
+    """``obj`` with every integer outside 64 bits held at the nearest signed bound.
+
+    Amounts are validated to fit 64 bits each, but a sum of them need not (a fuzzer's payments of
+    2^63 - 1 KRW to one seller): orjson refuses an integer past 2^64 - 1, and a table value that
+    cannot be written would stop the worker on every run at the same record.
+    """
+    if isinstance(obj, bool):
+        return obj
+    if isinstance(obj, int):
+        return min(max(obj, INT64_MIN), INT64_MAX)
+    if isinstance(obj, dict):
+        return {key: saturated(value) for key, value in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [saturated(value) for value in obj]
+    return obj
+
 
 class OrjsonCodec(codecs.Codec):
     def _dumps(self, obj: Any) -> bytes:
-        return orjson.dumps(obj)
+        try:
+            return orjson.dumps(obj)
+        except TypeError as exc:
+            if "64-bit" not in str(exc):
+                raise
+            log.warning("A table value exceeds 64-bit integers; held at the bound: %s", exc)
+            return orjson.dumps(saturated(obj))
 
     def _loads(self, s: bytes) -> Any:
         return orjson.loads(s)
