@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-import pytest
 
 from karrot_streams.pipeline.handler import Outgoing
 from karrot_streams.runtime.producer import Record
@@ -59,13 +58,6 @@ async def test_a_fact_delivered_but_reported_failed_counts_once() -> None:
     assert (await sellers_after(rig.send))["s1"]["sales_count"] == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="latent bug: a refused fact resent behind a later fact of its key and source is"
-    " skipped as a replay (BatchHandler._emit resends out of order; see the module docstring)."
-    " The batch producer no longer sends past a record it could not enqueue; what is left is a"
-    " batch the broker refuses at acknowledgement while a later one of the partition is taken",
-)
 async def test_a_refused_fact_resent_behind_a_later_one_still_counts() -> None:
     rig = Rig(send=FakeSend(fail_record=first_seller_fact, fail_record_times=1))
     await rig.handler.handle(
