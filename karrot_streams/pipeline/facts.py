@@ -13,6 +13,7 @@ import orjson
 from karrot_streams.events.topics import InternalTopics
 from karrot_streams.events.types import EventType
 from karrot_streams.pipeline.messages import Accepted
+from karrot_streams.tables.declarations import DAY
 from karrot_streams.tables.facts import (
     CURRENCY,
     AnyFact,
@@ -31,10 +32,23 @@ class Fact:
     topic: str
     key: str
     value: AnyFact
+    #: The day of a fact counted in daily windows: the facts one window's value sees are a chain.
+    day: int | None = None
 
-    def encoded(self) -> tuple[bytes, bytes]:
+    @property
+    def chain(self) -> tuple[str, str, str, int | None]:
+        """The facts that name each other in ``prev`` (tables/facts.py): one table value's."""
+        return self.topic, self.key, self.value["source"], self.day
+
+    def encoded(self, prev: int | None = None) -> tuple[bytes, bytes]:
         # Keys as JSON strings: the bytes Faust tables use, so partitions line up (table_route).
-        return table_key(self.key), orjson.dumps(self.value)
+        value = self.value if prev is None else {**self.value, "prev": prev}
+        return table_key(self.key), orjson.dumps(value)
+
+
+def day_of(occurred_at: float) -> int:
+    """The daily window (tables/declarations.py: tumbling, from the epoch) of an event time."""
+    return int(occurred_at // DAY)
 
 
 def facts_for(accepted: Accepted, topics: InternalTopics) -> list[Fact]:
@@ -71,10 +85,10 @@ def facts_for(accepted: Accepted, topics: InternalTopics) -> list[Fact]:
         return [
             Fact(topics.item_facts, payload["itemId"], sale),
             Fact(topics.seller_facts, payload["sellerId"], sale),
-            Fact(topics.volume_facts, CURRENCY, sale),
+            Fact(topics.volume_facts, CURRENCY, sale, day_of(sale["occurred_at"])),
         ]
     if event.event_type is EventType.USER_CREATED:
         region = derived.get("regionNormalized") or UNKNOWN_REGION
         user: NewUserFact = {**base, "kind": "USER", "region": region}
-        return [Fact(topics.user_facts, region, user)]
+        return [Fact(topics.user_facts, region, user, day_of(user["occurred_at"]))]
     return []

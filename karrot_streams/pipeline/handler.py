@@ -245,7 +245,9 @@ class BatchHandler:
 
     # -- Kafka -------------------------------------------------------------------------------
 
-    def _outgoing(self, outcome: Outcome, now: datetime) -> list[Outgoing]:
+    def _outgoing(
+        self, outcome: Outcome, now: datetime, chains: dict[tuple[object, ...], int]
+    ) -> list[Outgoing]:
         incoming = outcome.incoming
         if isinstance(outcome, Rejected):
             headers = dead_letter_headers(outcome, now)
@@ -259,12 +261,20 @@ class BatchHandler:
             (topic, key, encode(writer.schema_id, writer.parsed, outcome.enriched), trace)
         ]
         for fact in facts_for(outcome, self._topics):
-            fact_key, fact_value = fact.encoded()
+            chain = fact.chain
+            fact_key, fact_value = fact.encoded(chains.get(chain))
+            chains[chain] = incoming.offset
             records.append((fact.topic, fact_key, fact_value, trace))
         return records
 
     async def _emit(self, outcomes: list[Outcome], now: datetime) -> None:
-        pending = [record for outcome in outcomes for record in self._outgoing(outcome, now)]
+        # The resend below puts a refused record behind the later ones the broker took: each
+        # fact names the one of its chain sent before it (``prev``), so the stage can tell a late
+        # fact from a replay (tables/replay_guard.py).
+        chains: dict[tuple[object, ...], int] = {}
+        pending = [
+            record for outcome in outcomes for record in self._outgoing(outcome, now, chains)
+        ]
         await until_delivered(
             self._send,
             pending,

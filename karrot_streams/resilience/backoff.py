@@ -81,7 +81,8 @@ async def until_delivered(
     """Send ``records``, then again those that failed, until every one is delivered.
 
     ``send`` answers the records that failed with their errors. Resending may duplicate what
-    did get through: the consumers downstream skip replays.
+    did get through, and puts a refused record behind later ones that were taken: the consumers
+    downstream skip replays and take late records (tables/replay_guard.py).
     """
     pending = records
 

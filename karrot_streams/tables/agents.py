@@ -140,13 +140,21 @@ class Stages:
         originals: dict[str, agg.ItemState] = {}
         last: dict[str, Any] = {}
         effects_out: list[Record] = []
+        # Per (category, source) and (category, source, hour): the last effect's position, the
+        # next one's ``prev`` (replay_guard.admit: a resend may reorder them).
+        chains: dict[Any, int] = {}
         for event, fact in batch:
             item_id = fact["item_id"]
             if item_id not in states:
                 stored = read(self.tables.items, item_id, event)
                 states[item_id] = originals[item_id] = agg.item_from(stored, item_id)
             last[item_id] = event
-            at = agg.Applied(fact["source"], position_of(fact["offset"]))
+            prev = fact.get("prev")
+            at = agg.Applied(
+                fact["source"],
+                position_of(fact["offset"]),
+                None if prev is None else position_of(prev),
+            )
             coordinate = f"{fact['source']}:{fact['offset']}"
             if fact["kind"] == "LISTED":
                 states[item_id], effects = agg.apply_item_listed(
@@ -163,15 +171,26 @@ class Stages:
                     states[item_id], fact["amount"], fact["occurred_at"], at, coordinate
                 )
             for effect in effects:
+                source = f"{event.message.partition}|{fact['source']}"
                 value: CategoryEffectFact = {
                     "kind": effect.kind,
                     "category": effect.category,
                     "amount": effect.amount,
                     "occurred_at": effect.occurred_at,
                     # Ordered per (item-stage partition, upstream partition): the mark key.
-                    "source": f"{event.message.partition}|{fact['source']}",
+                    "source": source,
                     "position": effect.position,
                 }
+                chain: tuple[Any, ...] = (effect.category, source)
+                if (prev := chains.get(chain)) is not None:
+                    value["prev"] = prev
+                chains[chain] = effect.position
+                if effect.kind == "LISTED":
+                    hour = window_of(self.tables.category_hourly, effect.occurred_at)
+                    chain = (effect.category, source, hour)
+                    if (prev := chains.get(chain)) is not None:
+                        value["prev_hour"] = prev
+                    chains[chain] = effect.position
                 effects_out.append(
                     (
                         self.topics.category_effects,
@@ -200,9 +219,10 @@ class Stages:
             )
             windows: dict[tuple[str, tuple[float, float]], agg.Counter] = {}
             for _, effect in effects:
-                at = agg.Applied(effect["source"], effect["position"])
+                at = agg.Applied(effect["source"], effect["position"], effect.get("prev"))
                 if effect["kind"] == "LISTED":
                     stats = agg.apply_listing(stats, effect["amount"], at) or stats
+                    at = agg.Applied(at.source, at.position, effect.get("prev_hour"))
                     window = (
                         category,
                         window_of(self.tables.category_hourly, effect["occurred_at"]),
@@ -233,7 +253,7 @@ class Stages:
                 read(self.tables.sellers, seller_id, last), seller_id
             )
             for _, sale in sales:
-                at = agg.Applied(sale["source"], sale["offset"])
+                at = agg.Applied(sale["source"], sale["offset"], sale.get("prev"))
                 state = (
                     agg.apply_seller_sale(
                         state, sale["amount"], sale["fee"], sale["net"], sale["occurred_at"], at
@@ -256,7 +276,8 @@ class Stages:
                 original = counter = agg.counter_from(read(table, key, last))
                 for _, fact in facts:
                     amount = amount_of(fact)
-                    at = agg.Applied(fact["source"], fact["offset"])
+                    base: FactBase = fact  # its ``get`` is typed; a type variable's is not
+                    at = agg.Applied(base["source"], base["offset"], base.get("prev"))
                     counter = agg.apply_count(counter, amount, at) or counter
                 if counter is not original:
                     writes.append(TableWrite(table, key, agg.to_value(counter), last))

@@ -10,13 +10,15 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from karrot_streams.tables.replay_guard import is_replay, mark
+from karrot_streams.tables.replay_guard import Owed, admit
 
 
 @dataclass(frozen=True, slots=True)
 class Applied:
     source: str  # upstream "topic:partition"
     position: int  # offset, or position_of(offset, sub)
+    #: The position of the record of its key and source sent just before it (replay_guard.admit).
+    prev: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +31,7 @@ class CategoryStats:
     sold_count: int = 0
     sold_amount: int = 0
     applied: dict[str, int] = field(default_factory=dict)
+    owed: Owed = field(default_factory=dict)  # stored only when not empty
 
     @property
     def average_price(self) -> float | None:
@@ -56,6 +59,7 @@ class SellerSales:
     net_amount: int = 0
     last_sale_at: float | None = None  # epoch seconds of the latest sale's event time
     applied: dict[str, int] = field(default_factory=dict)
+    owed: Owed = field(default_factory=dict)  # stored only when not empty
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -75,6 +79,7 @@ class Counter:
     count: int = 0
     amount: int = 0
     applied: dict[str, int] = field(default_factory=dict)
+    owed: Owed = field(default_factory=dict)  # stored only when not empty
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +93,7 @@ class ItemState:
     sold_count: int = 0
     pending_sales: tuple[tuple[int, float], ...] = ()  # (amount, occurred_at) before the listing
     applied: dict[str, int] = field(default_factory=dict)
+    owed: Owed = field(default_factory=dict)  # stored only when not empty
     emitted: dict[str, list[list[Any]]] = field(default_factory=dict)
 
 
@@ -116,7 +122,10 @@ def _names(kind: type) -> tuple[str, ...]:
 
 def to_value(obj: CategoryStats | SellerSales | Counter | ItemState) -> dict[str, Any]:
     # Shallow on purpose: dataclasses.asdict deep-copies every nested dict, on the hot path.
-    return {name: getattr(obj, name) for name in _names(type(obj))}
+    value = {name: getattr(obj, name) for name in _names(type(obj))}
+    if not obj.owed:
+        del value["owed"]  # nothing owed, nearly always: the value as it was before owed existed
+    return value
 
 
 def replace(obj: Aggregate, **changes: Any) -> Aggregate:
@@ -145,7 +154,8 @@ def item_from(value: dict[str, Any] | None, item_id: str) -> ItemState:
 
 
 def apply_listing(stats: CategoryStats, price: int, at: Applied) -> CategoryStats | None:
-    if is_replay(stats.applied, at.source, at.position):
+    admitted = admit(stats.applied, stats.owed, at.source, at.position, at.prev)
+    if admitted is None:
         return None
     return replace(
         stats,
@@ -153,25 +163,29 @@ def apply_listing(stats: CategoryStats, price: int, at: Applied) -> CategoryStat
         total_price=stats.total_price + price,
         min_price=price if stats.min_price is None else min(stats.min_price, price),
         max_price=price if stats.max_price is None else max(stats.max_price, price),
-        applied=mark(stats.applied, at.source, at.position),
+        applied=admitted[0],
+        owed=admitted[1],
     )
 
 
 def apply_category_sale(stats: CategoryStats, amount: int, at: Applied) -> CategoryStats | None:
-    if is_replay(stats.applied, at.source, at.position):
+    admitted = admit(stats.applied, stats.owed, at.source, at.position, at.prev)
+    if admitted is None:
         return None
     return replace(
         stats,
         sold_count=stats.sold_count + 1,
         sold_amount=stats.sold_amount + amount,
-        applied=mark(stats.applied, at.source, at.position),
+        applied=admitted[0],
+        owed=admitted[1],
     )
 
 
 def apply_seller_sale(
     sales: SellerSales, amount: int, fee: int, net: int, occurred_at: float, at: Applied
 ) -> SellerSales | None:
-    if is_replay(sales.applied, at.source, at.position):
+    admitted = admit(sales.applied, sales.owed, at.source, at.position, at.prev)
+    if admitted is None:
         return None
     last = occurred_at if sales.last_sale_at is None else max(sales.last_sale_at, occurred_at)
     return replace(
@@ -181,18 +195,21 @@ def apply_seller_sale(
         fee_amount=sales.fee_amount + fee,
         net_amount=sales.net_amount + net,
         last_sale_at=last,
-        applied=mark(sales.applied, at.source, at.position),
+        applied=admitted[0],
+        owed=admitted[1],
     )
 
 
 def apply_count(counter: Counter, amount: int, at: Applied) -> Counter | None:
-    if is_replay(counter.applied, at.source, at.position):
+    admitted = admit(counter.applied, counter.owed, at.source, at.position, at.prev)
+    if admitted is None:
         return None
     return replace(
         counter,
         count=counter.count + 1,
         amount=counter.amount + amount,
-        applied=mark(counter.applied, at.source, at.position),
+        applied=admitted[0],
+        owed=admitted[1],
     )
 
 
@@ -245,12 +262,13 @@ def apply_item_listed(
     ``coordinate`` names the source record ("topic:partition:offset"); ``at.position`` is its
     offset scaled by :func:`position_of` so released sales get positions after the listing's.
     """
-    if is_replay(state.applied, at.source, at.position):
+    admitted = admit(state.applied, state.owed, at.source, at.position, at.prev)
+    if admitted is None:
         return state, _replayed(state, coordinate)
-    applied = mark(state.applied, at.source, at.position)
+    applied, owed = admitted
     if state.category is not None:
         # A second ITEM_CREATED for the same item: the first listing stands.
-        return replace(state, applied=applied), []
+        return replace(state, applied=applied, owed=owed), []
     effects = [CategoryEffect(category, "LISTED", price, occurred_at, at.position)]
     effects += [
         CategoryEffect(category, "SOLD", amount, t, at.position + n)
@@ -264,6 +282,7 @@ def apply_item_listed(
         sold_count=state.sold_count + len(state.pending_sales),
         pending_sales=(),
         applied=applied,
+        owed=owed,
     )
     return replace(new, emitted=_remember(new, coordinate, effects)), effects
 
@@ -271,12 +290,13 @@ def apply_item_listed(
 def apply_item_sold(
     state: ItemState, amount: int, occurred_at: float, at: Applied, coordinate: str
 ) -> tuple[ItemState, list[CategoryEffect]]:
-    if is_replay(state.applied, at.source, at.position):
+    admitted = admit(state.applied, state.owed, at.source, at.position, at.prev)
+    if admitted is None:
         return state, _replayed(state, coordinate)
-    applied = mark(state.applied, at.source, at.position)
+    applied, owed = admitted
     if state.category is None:
         pending = (*state.pending_sales, (amount, occurred_at))
-        return replace(state, pending_sales=pending, applied=applied), []
+        return replace(state, pending_sales=pending, applied=applied, owed=owed), []
     effects = [CategoryEffect(state.category, "SOLD", amount, occurred_at, at.position)]
-    new = replace(state, sold_count=state.sold_count + 1, applied=applied)
+    new = replace(state, sold_count=state.sold_count + 1, applied=applied, owed=owed)
     return replace(new, emitted=_remember(new, coordinate, effects)), effects

@@ -107,6 +107,26 @@ def applied_marks(value: bytes) -> dict[str, int] | None:
     return marks if type(marks) is dict else None
 
 
+#: Where a stored value's owed ranges begin (tables/replay_guard.py); absent when none are owed.
+_OWED = b'"owed":'
+
+
+def owed_ranges(value: bytes) -> dict[str, list[list[int]]]:
+    """The ``owed`` ranges of a value as stored (empty if it has none), like ``applied_marks``:
+    a flat object of lists of ``[lo, hi]`` int pairs, so it ends at the first ``}``."""
+    start = value.find(_OWED)
+    if start < 0:
+        return {}
+    end = value.find(b"}", start)
+    if end < 0:
+        return {}
+    try:
+        owed = orjson.loads(value[start + len(_OWED) : end + 1])
+    except orjson.JSONDecodeError:
+        return {}
+    return owed if type(owed) is dict else {}
+
+
 def register() -> None:
     """Make ``value_serializer="orjson"`` known to Faust, and pin ``json`` (idempotent)."""
     codecs.register(NAME, OrjsonCodec())

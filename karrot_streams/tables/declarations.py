@@ -12,7 +12,7 @@ from karrot_streams.events.topics import TopicNames
 from karrot_streams.runtime import internals
 from karrot_streams.runtime.recovery import Verdict, judge_recovery
 from karrot_streams.tables import codec
-from karrot_streams.tables.replay_guard import Order, order
+from karrot_streams.tables.replay_guard import Order, order, order_owed
 
 HOUR = 3600.0
 DAY = 86400.0
@@ -102,8 +102,9 @@ _VERDICTS = {Order.OLDER: Verdict.KEEP, Order.INCOMPARABLE: Verdict.CONFLICT}
 def changelog_verdict(current: bytes, incoming: bytes) -> Verdict:
     """At recovery: whether a changelog value replaces its key's value, by their marks.
 
-    Every aggregate value carries its marks; one that does not (written before they existed)
-    replaces and is replaced as it always was.
+    Every aggregate value carries its marks; between equal marks the one that owes fewer late
+    records is the newer (``replay_guard.order_owed``). One without marks (written before they
+    existed) replaces and is replaced as it always was.
     """
     held = codec.applied_marks(current)
     if held is None:
@@ -111,7 +112,11 @@ def changelog_verdict(current: bytes, incoming: bytes) -> Verdict:
     new = codec.applied_marks(incoming)
     if new is None:
         return Verdict.TAKE
-    return _VERDICTS.get(order(held, new), Verdict.TAKE)
+    ordered = order(held, new)
+    if ordered is Order.EQUAL:
+        # Equal marks: a late record applied (replay_guard.admit) left the marks as they were.
+        ordered = order_owed(codec.owed_ranges(current), codec.owed_ranges(incoming))
+    return _VERDICTS.get(ordered, Verdict.TAKE)
 
 
 def window_of(table: Any, timestamp: float) -> tuple[float, float]:

@@ -6,7 +6,7 @@ orjson encoding of the dict, its keys in the order the producer writes them (bas
 
 from __future__ import annotations
 
-from typing import Literal, TypedDict
+from typing import Literal, NotRequired, TypedDict
 
 from karrot_streams.tables import codec
 
@@ -22,6 +22,10 @@ class FactBase(TypedDict):
     source: str
     offset: int
     event_id: str
+    #: The offset of the fact the pipeline sent just before it in the same send, for the same
+    #: topic, key, source (and window, for windowed counts); absent for the first. A resend can
+    #: land a fact behind a later one; ``prev`` lets the stage tell (tables/replay_guard.py).
+    prev: NotRequired[int]
 
 
 class ListedFact(FactBase):
@@ -68,6 +72,9 @@ class CategoryEffectFact(TypedDict):
     #: ``<item-stage partition>|<input topic>:<partition>``: the category stage's mark key.
     source: str
     position: int
+    #: ``prev`` (see FactBase) of this category and source, and of its hour for a listing.
+    prev: NotRequired[int]
+    prev_hour: NotRequired[int]
 
 
 def table_key(key: str) -> bytes:

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from karrot_streams.runtime.recovery import Verdict
 from karrot_streams.tables import aggregates as agg
-from karrot_streams.tables.codec import applied_marks
+from karrot_streams.tables.codec import applied_marks, owed_ranges
 from karrot_streams.tables.declarations import changelog_verdict
 from karrot_streams.tables.replay_guard import Order, mark, order
 
@@ -126,3 +126,19 @@ def test_the_tables_verdict() -> None:
     # Values without marks: today's behaviour, the record replaces the value.
     assert changelog_verdict(b'{"count":9}', stale) is Verdict.TAKE
     assert changelog_verdict(newer, b'{"count":0}') is Verdict.TAKE
+
+
+def test_between_equal_marks_the_value_that_owes_less_is_newer() -> None:
+    # Offset 1 applied before offset 0 (a resend put 0 behind it): 0 is owed, then applied.
+    marks = {"payment-events:0": 1}
+    owing = agg.to_value(
+        agg.SellerSales("s", 1, applied=marks, owed={"payment-events:0": [[0, 0]]})
+    )
+    settled = agg.to_value(agg.SellerSales("s", 2, applied=marks))
+    assert "owed" in owing and "owed" not in settled  # nothing owed: stored as before
+    assert owed_ranges(orjson.dumps(owing)) == {"payment-events:0": [[0, 0]]}
+    assert owed_ranges(orjson.dumps(settled)) == {}
+    assert applied_marks(orjson.dumps(owing)) == marks
+    assert changelog_verdict(orjson.dumps(owing), orjson.dumps(settled)) is Verdict.TAKE
+    assert changelog_verdict(orjson.dumps(settled), orjson.dumps(owing)) is Verdict.KEEP
+    assert changelog_verdict(orjson.dumps(owing), orjson.dumps(owing)) is Verdict.TAKE

@@ -597,3 +597,29 @@ async def test_batch_boundaries_do_not_change_the_tables(
                 await topology.run_batch(consumer, sizes[n % len(sizes)])
                 n += 1
     assert values(topology.tables) == expected
+
+
+async def test_a_category_effect_resent_behind_a_later_one_still_counts() -> None:
+    # Two listings of one category from one source, one item-stage batch: the second names the
+    # first (prev, prev_hour). The first is refused and resent behind it: it still counts.
+    stages, sent = rig()
+    events = [
+        listing("i1", "도서", 2500, offset=3, partition=1),
+        listing("i7", "도서", 4000, offset=5, partition=1),
+    ]
+    facts = facts_of(events, TOPICS.item_facts)
+    for fact in facts:  # both through one item-stage partition: one effect source
+        fact.message.partition = 0
+    await stages.items(item_facts(facts))
+    effects = sent.as_events()
+    values = [orjson.loads(event.value) for event in effects]
+    assert [(v["position"], v.get("prev"), v.get("prev_hour")) for v in values] == [
+        (position_of(3), None, None),
+        (position_of(5), position_of(3), position_of(3)),
+    ]
+
+    await stages.categories(category_effects([effects[1], effects[0], effects[0]]))
+
+    stats = table(stages.tables.categories).data["도서"]
+    assert stats["item_count"] == 2
+    assert [v["count"] for v in table(stages.tables.category_hourly).data.values()] == [2]
