@@ -445,3 +445,59 @@ def persist_recovered_offset(table: Any, tp: TP, offset: int) -> None:
     read but not all written: what the store's ``apply_changelog_batch`` sets for those it
     writes."""
     table.data.set_persisted_offset(tp, offset)
+
+
+class UnstableOffsetCommit(aiokafka_errors.KafkaError):  # type: ignore[misc]
+    """A transaction that commits offsets of the partition is still open: ask again."""
+
+    retriable = True
+
+
+def fetch_stable_offsets(consumer: Any) -> None:
+    """Make a started aiokafka consumer read its group's committed offsets with OffsetFetch v7
+    ``require_stable`` (KIP-447), waiting out transactions that commit offsets of them.
+
+    Replaces the consumer's ``GroupCoordinator._do_fetch_commit_offsets`` (instance attribute):
+    aiokafka's ``fetch_committed_offsets`` retries what it raises when it is retriable.
+    """
+    coordinator = consumer._coordinator
+    if coordinator is None or not hasattr(coordinator, "_do_fetch_commit_offsets"):
+        return
+
+    async def fetch(partitions: Iterable[Any]) -> dict[Any, OffsetAndMetadata]:
+        request = kip447.StableOffsetFetchRequest(
+            coordinator.group_id, [(tp.topic, tp.partition) for tp in partitions]
+        )
+        response = await coordinator._send_req(request)
+        group_error = aiokafka_errors.for_code(response.error_code)
+        if group_error is not aiokafka_errors.NoError:
+            _raise_fetch_error(coordinator, group_error)
+        offsets: dict[Any, OffsetAndMetadata] = {}
+        for fetched in kip447.fetched_offsets(response):
+            tp = TopicPartition(fetched.topic, fetched.partition)
+            if fetched.error_code == kip447.UNSTABLE_OFFSET_COMMIT:
+                raise UnstableOffsetCommit(f"offsets of {tp} are in an open transaction")
+            if fetched.error_code:
+                error = aiokafka_errors.for_code(fetched.error_code)
+                if error is aiokafka_errors.UnknownTopicOrPartitionError:
+                    continue
+                _raise_fetch_error(coordinator, error)
+            if fetched.offset >= 0:
+                offsets[tp] = OffsetAndMetadata(fetched.offset, fetched.metadata or "")
+        return offsets
+
+    coordinator._do_fetch_commit_offsets = fetch
+
+
+def _raise_fetch_error(coordinator: Any, error: type[Exception]) -> None:
+    # aiokafka's handling of the same codes in _do_fetch_commit_offsets.
+    if error is aiokafka_errors.NotCoordinatorForGroupError:
+        coordinator.coordinator_dead()
+    if error is aiokafka_errors.GroupAuthorizationFailedError:
+        raise error(coordinator.group_id)
+    if error in (
+        aiokafka_errors.GroupLoadInProgressError,
+        aiokafka_errors.NotCoordinatorForGroupError,
+    ):
+        raise error()
+    raise aiokafka_errors.KafkaError(repr(error()))

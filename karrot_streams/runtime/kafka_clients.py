@@ -58,6 +58,12 @@ class ReadCommittedConsumerThread(internals.consumer_thread_class()):  # type: i
         internals.read_committed(consumer)
         return consumer
 
+    async def on_start(self) -> None:
+        await super().on_start()
+        # Before Faust subscribes (no group join yet): a partition that changes owner is read
+        # from offsets no open transaction is about to move (KIP-447's other half).
+        internals.fetch_stable_offsets(self._consumer)
+
 
 #: Faust checks that every assigned partition moves this often at least (its "livelock"
 #: detector runs at 2.5 commit intervals: every 0.25 s under exactly-once, for a check meant

@@ -112,3 +112,34 @@ async def test_a_member_of_an_old_generation_cannot_commit_its_transaction(
     assert values == [b"committed"]
     assert await committed_offset(settings, group, topic) == 1
     await asyncio.sleep(0)
+
+
+async def test_a_new_owner_waits_for_the_offsets_of_an_open_transaction(
+    settings: Settings, topic: str
+) -> None:
+    """OffsetFetch with ``require_stable``: the offsets a transaction is about to commit are
+    not answered as the old ones while it is open (the new owner would produce again what the
+    transaction commits)."""
+    group = f"stable-group-{uuid.uuid4().hex[:8]}"
+    owner = await member(settings, group, topic)
+    internals.fetch_stable_offsets(owner)
+    producer = AIOKafkaProducer(
+        **as_connection(settings.kafka_bootstrap).client_kwargs(),
+        transactional_id=f"karrot-tx-stable-{uuid.uuid4().hex[:8]}",
+    )
+    await producer.start()
+    partition = TopicPartition(topic, 0)
+    try:
+        await producer.begin_transaction()
+        await internals.send_offsets_to_transaction(
+            producer, {(topic, 0): 7}, internals.group_metadata(owner)
+        )
+        fetching = asyncio.ensure_future(owner._coordinator.fetch_committed_offsets([partition]))
+        await asyncio.sleep(2.0)
+        assert not fetching.done(), "answered while the transaction with offsets is open"
+        await producer.commit_transaction()
+        fetched = await asyncio.wait_for(fetching, 10)
+        assert fetched[partition].offset == 7
+    finally:
+        await producer.stop()
+        await owner.stop()
