@@ -34,8 +34,8 @@ class FakeRecords:
 
     async def claim(
         self, dlq_topic: str, wanted: Mapping[Position, str], request_id: str, lease_s: float
-    ) -> set[Position]:
-        claimed = set()
+    ) -> dict[Position, Target | None]:
+        claimed: dict[Position, Target | None] = {}
         for position in wanted:
             row = self.rows.get((dlq_topic, position))
             stale = (
@@ -44,11 +44,20 @@ class FakeRecords:
                 and row.claimed_at < self.now - timedelta(seconds=lease_s)
             )
             if row is None or stale:
+                pending = row.pending if row is not None else None
                 self.rows[(dlq_topic, position)] = RedriveRecord(
-                    position, request_id, self.now, None, None
+                    position, request_id, self.now, None, None, pending
                 )
-                claimed.add(position)
+                claimed[position] = pending
         return claimed
+
+    async def set_pending(
+        self, dlq_topic: str, targets: Mapping[Position, Target], request_id: str
+    ) -> None:
+        for position, target in targets.items():
+            row = self.rows[(dlq_topic, position)]
+            if row.request_id == request_id and not row.redriven:
+                self.rows[(dlq_topic, position)] = replace(row, pending=target)
 
     async def mark_redriven(self, dlq_topic: str, targets: Mapping[Position, Target]) -> None:
         if self.mark_failures:
@@ -67,7 +76,12 @@ class FakeRecords:
         for position in positions:
             row = self.rows.get((dlq_topic, position))
             if row is not None and row.request_id == request_id and not row.redriven:
-                del self.rows[(dlq_topic, position)]
+                if row.pending is None:
+                    del self.rows[(dlq_topic, position)]
+                else:  # kept, its lease ended: the next request checks Kafka
+                    self.rows[(dlq_topic, position)] = replace(
+                        row, claimed_at=datetime.min.replace(tzinfo=UTC)
+                    )
 
 
 @dataclass
