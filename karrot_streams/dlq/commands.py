@@ -12,16 +12,23 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import functools
 import json
 import sys
+import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
 from karrot_streams.connections import kafka_connection
-from karrot_streams.dlq.dead_letters import DeadLetter, HeaderList, Position
-from karrot_streams.dlq.reader import ListRange, list_dead_letters, read_dead_letters
+from karrot_streams.dlq.dead_letters import DeadLetter, Position
+from karrot_streams.dlq.reader import (
+    ListRange,
+    check_pending,
+    list_dead_letters,
+    read_dead_letters,
+)
 from karrot_streams.dlq.records import RedriveRecord, RedriveRecords
 from karrot_streams.dlq.redrive import RedriveIncomplete, Redriver, RedriveReport
 from karrot_streams.dlq.selection import (
@@ -31,6 +38,7 @@ from karrot_streams.dlq.selection import (
     parse_instant,
     select,
 )
+from karrot_streams.dlq.transactional import TransactionalSend
 from karrot_streams.settings import Settings
 from karrot_streams.store.migrations import migrate
 
@@ -253,19 +261,25 @@ async def _redrive(
                 " what would be redriven"
             )
             return EXIT_NOT_CONFIRMED
+    kafka = kafka_connection(settings)
+    # Transactional: the pending targets reach the database before the records can commit.
     producer = AIOKafkaProducer(
-        **kafka_connection(settings).client_kwargs(), acks="all", enable_idempotence=True
+        **kafka.client_kwargs(),
+        acks="all",
+        enable_idempotence=True,
+        transactional_id=f"karrot-streams-redrive-{uuid.uuid4().hex}",
     )
     await producer.start()
     try:
-
-        async def send(
-            target: str, key: bytes | None, value: bytes | None, headers: HeaderList
-        ) -> Any:
-            return await producer.send(target, value, key=key, headers=headers)
-
+        transactional = TransactionalSend(producer)
         async with RedriveRecords.connect(settings.database_dsn) as records:
-            redriver = Redriver(records=records, send=send, topics=settings.topic_names)
+            redriver = Redriver(
+                records=records,
+                send=transactional.send,
+                hold=transactional.hold,
+                check=functools.partial(check_pending, kafka),
+                topics=settings.topic_names,
+            )
             try:
                 report = await redriver.redrive(
                     physical, select(letters, selection), dry_run=dry_run

@@ -18,11 +18,12 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Se
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Literal
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from karrot_streams.connections import KafkaConnection, as_connection
-from karrot_streams.dlq.dead_letters import DeadLetter, Position
+from karrot_streams.dlq.dead_letters import REDRIVEN_FROM, DeadLetter, Position
 
 POLL_MS = 200
 READ_TIMEOUT_S = 60.0
@@ -342,3 +343,44 @@ async def read_dead_letters(
             if keep(letter):
                 letters.append(letter)
         return letters
+
+
+#: What a read_committed reader finds at a redriven letter's pending target: its record
+#: (committed), not it (the produce aborted, or the offset holds another record), or nothing yet
+#: (the last stable offset is not past it: its transaction is still open).
+Verdict = Literal["COMMITTED", "ABSENT", "OPEN"]
+
+
+async def check_pending(
+    kafka: str | KafkaConnection,
+    wanted: Mapping[Position, tuple[str, int, int, str]],
+    *,
+    timeout_s: float = READ_TIMEOUT_S,
+) -> dict[Position, Verdict]:
+    """For each letter (``(topic, partition, offset, address)``), whether the record at that
+    offset is committed and carries ``redriven_from`` = ``address``; one consumer, one offset
+    each."""
+    if not wanted:
+        return {}
+    found: dict[Position, Verdict] = {}
+    async with (
+        asyncio.timeout(timeout_s),
+        dlq_consumer(kafka, timeout_s, max_partition_fetch_bytes=ONE_RECORD_FETCH_BYTES) as (
+            consumer
+        ),
+    ):
+        tps = {TopicPartition(t, p) for t, p, _, _ in wanted.values()}
+        # A read_committed consumer's end offset is the last stable offset.
+        stable: Mapping[TopicPartition, int] = await consumer.end_offsets(sorted(tps))
+        for position, (topic, partition, offset, address) in sorted(wanted.items()):
+            tp = TopicPartition(topic, partition)
+            if stable[tp] <= offset:
+                found[position] = "OPEN"
+                continue
+            found[position] = "ABSENT"
+            async with aclosing(records_in(consumer, {tp: (offset, offset + 1)})) as records:
+                async for record in records:
+                    values = [v for k, v in record.headers or () if k == REDRIVEN_FROM]
+                    if record.offset == offset and values and values[-1] == address.encode():
+                        found[position] = "COMMITTED"
+    return found

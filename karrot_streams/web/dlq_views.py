@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable
@@ -17,13 +18,14 @@ from karrot_streams.dlq.dead_letters import DeadLetter, HeaderList
 from karrot_streams.dlq.overview import dead_letter_json
 from karrot_streams.dlq.reader import (
     Scan,
+    check_pending,
     list_dead_letters,
     read_dead_letter,
     read_dead_letters,
     record_size,
 )
 from karrot_streams.dlq.records import RedriveRecords
-from karrot_streams.dlq.redrive import RedriveIncomplete, Redriver, RedriveReport
+from karrot_streams.dlq.redrive import Produced, RedriveIncomplete, Redriver, RedriveReport
 from karrot_streams.dlq.selection import select
 from karrot_streams.dlq.values import EnvelopeReader, value_base64
 from karrot_streams.events.failures import TransientFailure
@@ -150,17 +152,31 @@ class RedriveView(ApiView):
         async def send(
             target: str, key: bytes | None, value: bytes | None, headers: HeaderList
         ) -> Any:
-            # Recorded as redriven only once committed: an aborted transaction leaves the
-            # letter to be redriven again.
-            return await transactions.produce(
-                lambda: producer.send(target, key, value, None, None, headers)
-            )
+            # Confirmed redriven only once committed: an aborted transaction leaves the
+            # letter to be redriven again. The acknowledgement comes first: the Redriver
+            # notes it as pending while it holds the worker's step (nothing commits then).
+            acks: list[Awaitable[Any]] = []
+
+            async def enqueue() -> Awaitable[Any]:
+                ack: Awaitable[Any] = await producer.send(target, key, value, None, None, headers)
+                acks.append(ack)
+                return ack
+
+            committed = await transactions.produce(enqueue)
+            return Produced(acks[0], committed)
 
         request_id = uuid.uuid4().hex
 
         async def redrive() -> RedriveReport:
             async with RedriveRecords.connect(settings.database_dsn) as records:
-                redriver = Redriver(records=records, send=send, topics=names, request_id=request_id)
+                redriver = Redriver(
+                    records=records,
+                    send=send,
+                    hold=transactions.step,
+                    check=functools.partial(check_pending, kafka_connection(settings)),
+                    topics=names,
+                    request_id=request_id,
+                )
                 return await redriver.redrive(
                     physical, select(letters, selection), dry_run=command.dry_run
                 )

@@ -56,6 +56,9 @@ async def read_all(bootstrap: str | KafkaConnection, topic: str) -> list[Consume
                                 topic, m.partition, m.offset, m.key, m.value, tuple(m.headers or ())
                             )
                         )
+            # Every partition, not only those that returned records: a fetch of aborted records
+            # only moves the position.
+            for tp in list(remaining):
                 if await consumer.position(tp) >= ends[tp]:
                     remaining.discard(tp)
         return out

@@ -28,7 +28,8 @@ def db(monkeypatch: pytest.MonkeyPatch) -> FakeDatabase:
 async def test_nothing_asked_sends_nothing(db: FakeDatabase) -> None:
     async with RedriveRecords.connect("postgresql://db/karrot") as records:
         assert await records.lookup("dlq.item-events", []) == {}
-        assert await records.claim("dlq.item-events", {}, "r1") == set()
+        assert await records.claim("dlq.item-events", {}, "r1") == {}
+        await records.set_pending("dlq.item-events", {}, "r1")
         await records.mark_redriven("dlq.item-events", {})
         await records.release("dlq.item-events", [], "r1")
     assert db.statements == []
@@ -36,14 +37,15 @@ async def test_nothing_asked_sends_nothing(db: FakeDatabase) -> None:
 
 
 async def test_claims_go_in_one_statement_and_return_what_was_claimed(db: FakeDatabase) -> None:
-    db.respond = lambda sql, params: [(0, 5)]  # the other letter was claimed by someone else
+    # The other letter was claimed by someone else; this one was left pending by a request.
+    db.respond = lambda sql, params: [(0, 5, "item-events", 1, 40)]
 
     async with RedriveRecords.connect("postgresql://db/karrot") as records:
         claimed = await records.claim(
             "dlq.item-events", {(1, 2): "item-events", (0, 5): "item-events"}, "r1", lease_s=30
         )
 
-    assert claimed == {(0, 5)}
+    assert claimed == {(0, 5): Target("item-events", 1, 40)}
     [(sql, params)] = db.statements
     assert "dlq_redrive" in sql
     # Positions sorted: claims of concurrent requests take their row locks in one order.
@@ -53,8 +55,9 @@ async def test_claims_go_in_one_statement_and_return_what_was_claimed(db: FakeDa
 async def test_lookup_tells_claims_from_redriven_letters(db: FakeDatabase) -> None:
     redriven_at = datetime(2026, 11, 30, 9, 1, tzinfo=UTC)
     db.respond = lambda sql, params: [
-        (0, 5, "r1", CLAIMED, "item-events", 2, 77, redriven_at),
-        (1, 2, "r2", CLAIMED, None, None, None, None),
+        (0, 5, "r1", CLAIMED, "item-events", 2, 77, redriven_at, None, None),
+        (1, 2, "r2", CLAIMED, "item-events", None, None, None, 0, 12),
+        (1, 3, "r2", CLAIMED, "item-events", None, None, None, None, None),
     ]
 
     async with RedriveRecords.connect("postgresql://db/karrot") as records:
@@ -65,6 +68,9 @@ async def test_lookup_tells_claims_from_redriven_letters(db: FakeDatabase) -> No
     assert done.redriven_at == redriven_at
     assert claimed.target is None
     assert claimed.request_id == "r2"
+    assert claimed.pending == Target("item-events", 0, 12)
+    assert not claimed.redriven
+    assert found[1, 3].pending is None
     assert db.statements[0][1] == ([0, 1], [5, 2], "dlq.item-events")
 
 
@@ -74,10 +80,12 @@ async def test_marks_and_releases_carry_their_targets_and_request(db: FakeDataba
             "dlq.item-events", {(0, 5): Target("item-events", 2, 77), (0, 1): Target("x", 0, 3)}
         )
         await records.release("dlq.item-events", [(0, 9)], "r1")
+        await records.set_pending("dlq.item-events", {(0, 5): Target("item-events", 2, 78)}, "r1")
 
-    marked, released = (params for _, params in db.statements)
+    marked, released, noted = (params for _, params in db.statements)
     assert marked == ([0, 0], [1, 5], ["x", "item-events"], [0, 2], [3, 77], "dlq.item-events")
-    assert released == ([0], [9], "dlq.item-events", "r1")
+    assert released == ([0], [9], "dlq.item-events", "r1", "dlq.item-events", "r1")
+    assert noted == ([0], [5], ["item-events"], [2], [78], "dlq.item-events", "r1")
     assert Target("x", 0, 3).to_json() == {"topic": "x", "partition": 0, "offset": 3}
 
 
