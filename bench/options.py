@@ -140,8 +140,8 @@ def parse(argv: Sequence[str] | None = None) -> Options:
     json_path: Path = args.json
     return Options(
         runs=runs,
-        events=args.events or (8_000 if quick else 100_000),
-        latency_seconds=args.latency_seconds or (6.0 if quick else 12.0),
+        events=args.events or (8_000 if quick else 60_000),
+        latency_seconds=args.latency_seconds or (6.0 if quick else 10.0),
         latency_rate=args.latency_rate,
         recovery_keys=args.recovery_keys or (200_000 if quick else 1_000_000),
         sections=tuple(s for s in SECTIONS if s in sections),
