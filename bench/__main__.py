@@ -34,12 +34,14 @@ async def _throughput(bench: Bench, results: report.Results) -> None:
             results.raw.append(await raw.run(bench, i, bench.writers))
             say(f"raw {progress}: {results.raw[-1].rate:,.0f} events/s")
         if options.wants("karrot"):
-            run = await karrot.run(bench, i)
-            results.karrot.append(run)
-            say(
-                f"karrot {progress}: {run.rate:,.0f} events/s end to end,"
-                f" {run.pipeline_rate:,.0f} events/s pipeline stage"
-            )
+            for variant in options.variants:  # alo, eos, ...: each round sees them all
+                run = await karrot.run(bench, i, variant=variant)
+                results.karrot.append(run)
+                say(
+                    f"karrot {variant.label} {progress}: {run.rate:,.0f} events/s end to end,"
+                    f" {run.pipeline_rate:,.0f} events/s pipeline stage,"
+                    f" {report.per_event(run.cpu, run.rate) or 0:,.0f} us CPU/event"
+                )
         if options.wants("split"):
             run = await karrot.run(bench, i, layout="split")
             results.split.append(run)
@@ -50,19 +52,28 @@ async def _throughput(bench: Bench, results: report.Results) -> None:
 
 
 async def _latency(bench: Bench, results: report.Results) -> None:
-    if bench.options.latency_rate:
-        rate = bench.options.latency_rate
-    elif results.karrot:
-        rate = 0.5 * statistics.median(r.rate for r in results.karrot)
+    options = bench.options
+    main = [r.rate for r in results.karrot if r.variant == options.main.label]
+    if options.latency_rate:
+        rate = options.latency_rate
+    elif main:
+        rate = 0.5 * statistics.median(main)
     else:
         rate = FALLBACK_LATENCY_RATE
         results.notes.append(f"latency at a fixed {rate:.0f}/s: karrot throughput not measured")
-    for i in range(bench.options.runs):
-        results.latency.append(await latency.run(bench, i, rate))
-        run = results.latency[-1]
-        store = f"{run.store.p50_ms:.0f}/{run.store.p99_ms:.0f} ms" if run.store else "-"
-        api = f"{run.api.p50_ms:.0f}/{run.api.p99_ms:.0f} ms" if run.api else run.api_status
-        say(f"latency {i + 1}/{bench.options.runs} @ {rate:,.0f}/s: row p50/p99 {store}, API {api}")
+    for i in range(options.runs):
+        for variant in options.variants:  # the same rate for each, interleaved
+            results.latency.append(await latency.run(bench, i, rate, variant))
+            run = results.latency[-1]
+
+            def pair(p: latency.Percentiles | None) -> str:
+                return f"{p.p50_ms:.0f}/{p.p99_ms:.0f} ms" if p else "-"
+
+            api = pair(run.api) if run.api else run.api_status
+            say(
+                f"latency {variant.label} {i + 1}/{options.runs} @ {rate:,.0f}/s: p50/p99"
+                f" row {pair(run.store)}, enriched (read_committed) {pair(run.enriched)}, API {api}"
+            )
 
 
 async def _recovery(bench: Bench, results: report.Results) -> None:
@@ -87,10 +98,11 @@ async def _profile(bench: Bench, results: report.Results) -> None:
 
 async def main(options: Options) -> int:
     started = time.time()
-    results = report.Results()
+    results = report.Results(variants=[v.label for v in options.variants], main=options.main.label)
     async with open_bench(options) as bench:
         bench.logs.mkdir(parents=True, exist_ok=True)
         say(f"run {bench.run_id}: {options.events:,} events x {options.runs} runs")
+        say(f"karrot worker under {', '.join(v.label for v in options.variants)}, interleaved")
         say(f"worker logs in {bench.logs}")
         await _throughput(bench, results)
         if options.wants("latency"):
@@ -102,6 +114,8 @@ async def main(options: Options) -> int:
         doc = report.document(bench, results, started)
     report.write(options.json_path, doc)
     print(report.table(results))
+    if guarantees := report.guarantee_table(results):
+        print(f"\n{guarantees}")
     print(f"\nJSON: {options.json_path}  ({doc['duration_s']:.0f}s)")
     for data_dir in bench.logs.glob("*.data"):
         shutil.rmtree(data_dir, ignore_errors=True)

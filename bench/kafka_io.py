@@ -13,6 +13,10 @@ from aiokafka.errors import KafkaError
 from karrot_streams.connections import KafkaConnection, as_connection
 
 FETCH_TIMEOUT_MS = 3000
+#: How long a look past a committed offset may take: only transaction markers may be left.
+MARKER_LOOK_S = 2.0
+#: How far before the end of a partition the last record is looked for; doubled until found.
+TAIL_WINDOW = 64
 
 
 @contextlib.asynccontextmanager
@@ -86,16 +90,53 @@ async def end_offsets(
         return dict(await consumer.end_offsets(tps)) if tps else {}
 
 
+async def _records_before(
+    consumer: AIOKafkaConsumer, spans: Mapping[TopicPartition, tuple[int, int]]
+) -> int:
+    """Committed records in ``[start, end)`` per partition, read under read_committed.
+
+    Under exactly_once a partition ends with a transaction marker (a control record no reader
+    is handed): a group that has consumed everything commits the offset before it, so ``end -
+    committed`` stays 1 for ever. Reading the span says whether anything but markers is left.
+    """
+    consumer.assign(list(spans))
+    for tp, (start, _) in spans.items():
+        consumer.seek(tp, start)
+    found = 0
+    deadline = asyncio.get_running_loop().time() + MARKER_LOOK_S
+    waiting = set(spans)
+    while waiting and asyncio.get_running_loop().time() < deadline:
+        batches = await consumer.getmany(*waiting, timeout_ms=200)
+        for tp, messages in batches.items():
+            found += sum(1 for m in messages if m.offset < spans[tp][1])
+        if found:
+            return found
+        for tp in list(waiting):
+            if await consumer.position(tp) >= spans[tp][1]:
+                waiting.discard(tp)
+    return found + sum(spans[tp][1] - spans[tp][0] for tp in waiting)  # not read in time: lag
+
+
 async def group_lag(bootstrap: str | KafkaConnection, group: str, topics: Iterable[str]) -> int:
-    """Records on ``topics`` not yet committed by ``group`` (never committed: all of them)."""
+    """Records on ``topics`` not yet committed by ``group`` (never committed: all of them).
+
+    Transaction markers after the committed offset are not records (see ``_records_before``).
+    """
     async with admin(bootstrap) as client:
         committed = await client.list_consumer_group_offsets(group)
     ends = await end_offsets(bootstrap, topics)
-    lag = 0
+    spans: dict[TopicPartition, tuple[int, int]] = {}
     for tp, end in ends.items():
         done = committed.get(tp)
-        lag += end - (done.offset if done is not None and done.offset >= 0 else 0)
-    return lag
+        start = done.offset if done is not None and done.offset >= 0 else 0
+        if end > start:
+            spans[tp] = (start, end)
+    if not spans:
+        return 0
+    if sum(end - start for start, end in spans.values()) > 4 * len(spans):
+        return sum(end - start for start, end in spans.values())  # more than markers: real lag
+    async with reader(bootstrap) as consumer:
+        return await _records_before(consumer, spans)
 
 
 async def group_reached(
@@ -126,11 +167,36 @@ async def edge_timestamps(
         for tp in tps:
             if ends[tp] <= begins[tp]:
                 continue
-            for offset, sink in ((begins[tp], firsts), (ends[tp] - 1, lasts)):
-                consumer.assign([tp])
-                consumer.seek(tp, offset)
-                batch = await consumer.getmany(tp, timeout_ms=FETCH_TIMEOUT_MS, max_records=1)
-                sink.extend(m.timestamp / 1000 for m in batch.get(tp, ()))
+            consumer.assign([tp])
+            consumer.seek(tp, begins[tp])
+            batch = await consumer.getmany(tp, timeout_ms=FETCH_TIMEOUT_MS, max_records=1)
+            firsts.extend(m.timestamp / 1000 for m in batch.get(tp, ()))
+            last = await _last_timestamp(consumer, tp, begins[tp], ends[tp])
+            if last is not None:
+                lasts.append(last)
         if not firsts or not lasts:
             return None
         return min(firsts), max(lasts)
+
+
+async def _last_timestamp(
+    consumer: AIOKafkaConsumer, tp: TopicPartition, begin: int, end: int
+) -> float | None:
+    """The timestamp (epoch s) of the last committed record before ``end``.
+
+    Not simply the record at ``end - 1``: under exactly_once that offset is a transaction
+    marker, which a read_committed reader is never handed.
+    """
+    window = TAIL_WINDOW
+    while True:
+        start = max(begin, end - window)
+        consumer.seek(tp, start)
+        last: float | None = None
+        while await consumer.position(tp) < end:
+            batch = await consumer.getmany(tp, timeout_ms=FETCH_TIMEOUT_MS)
+            if not batch:
+                break
+            last = max((m.timestamp / 1000 for m in batch[tp] if m.offset < end), default=last)
+        if last is not None or start == begin:
+            return last
+        window *= 2

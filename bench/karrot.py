@@ -22,6 +22,7 @@ from aiokafka import TopicPartition
 from bench import corpus, kafka_io
 from bench.context import Bench
 from bench.cpu import CpuShare, CpuWindow
+from bench.options import Variant
 from bench.store_probe import StoreProbe
 from bench.worker import READY, Worker
 from karrot_streams.events.topics import InternalTopics, TopicNames
@@ -43,6 +44,7 @@ class KarrotRun:
     startup_seconds: float  # process start to "Worker ready"
     rss_bytes: int | None
     cpu: CpuShare | None  # from the first row to the end of the run
+    variant: str = ""  # Variant.label: the guarantee (and commit interval) it ran under
 
     @property
     def rate(self) -> float:
@@ -112,9 +114,11 @@ async def delete_run_topics(bench: Bench, app_id: str, names: TopicNames) -> Non
     await kafka_io.delete_topics(bench.bootstrap, ours)
 
 
-def layout_workers(bench: Bench, app_id: str, layout: str, names: TopicNames) -> list[Worker]:
+def layout_workers(
+    bench: Bench, app_id: str, layout: str, names: TopicNames, variant: Variant
+) -> list[Worker]:
     """One worker doing everything, or (``split``) a pipeline and an aggregates process."""
-    prefix = {"KARROT_TOPIC_PREFIX": names.prefix}
+    prefix = {"KARROT_TOPIC_PREFIX": names.prefix, **variant.env()}
     if layout == "one":
         return [Worker(app_id, bench.logs / f"{app_id}.data", bench.logs / f"{app_id}.log", prefix)]
     return [
@@ -129,14 +133,20 @@ def layout_workers(bench: Bench, app_id: str, layout: str, names: TopicNames) ->
 
 
 async def run(
-    bench: Bench, index: int, attach: Attach | None = None, layout: str = "one"
+    bench: Bench,
+    index: int,
+    attach: Attach | None = None,
+    layout: str = "one",
+    variant: Variant | None = None,
 ) -> KarrotRun:
-    suffix = "k" if layout == "one" else "s"
-    app_id = f"bench-{bench.run_id}-{suffix}{index}"
-    tag = f"{bench.run_id}{suffix}{index}-"
+    """One throughput run; the same ``index`` gives every variant the same events."""
+    variant = variant or bench.options.main
+    suffix = f"{'k' if layout == 'one' else 's'}{index}{variant.key}"
+    app_id = f"bench-{bench.run_id}-{suffix}"
+    tag = f"{bench.run_id}{suffix}-"
     batch = corpus.build(bench.writers, bench.options.events, tag, seed=100 + index)
-    names = bench.topics(f"{suffix}{index}")
-    workers = layout_workers(bench, app_id, layout, names)
+    names = bench.topics(suffix)
+    workers = layout_workers(bench, app_id, layout, names, variant)
     worker = workers[0]
     await prepare_topics(bench, app_id, names)
     internal = InternalTopics(app_id, names.prefix).all()
@@ -177,4 +187,5 @@ async def run(
         startup_seconds=ready - worker.started_at,
         rss_bytes=rss,
         cpu=cpu,
+        variant=variant.label,
     )

@@ -24,6 +24,7 @@ from bench import corpus, kafka_io
 from bench.context import Bench
 from bench.cpu import CpuShare, CpuWindow
 from bench.karrot import delete_run_topics, prepare_topics
+from bench.options import Variant
 from bench.stats import percentile
 from bench.store_probe import StoreProbe
 from bench.waiting import wait_until
@@ -69,6 +70,7 @@ class LatencyRun:
     #: above 1 means the worker fell behind at this rate (a growing backlog, not a steady state).
     drift: float | None
     cpu: CpuShare | None  # of the worker while the events were being produced
+    variant: str = ""  # Variant.label: the guarantee (and commit interval) it ran under
 
 
 @dataclass
@@ -168,18 +170,19 @@ def _after_warmup(sent: Mapping[str, float], values: Mapping[str, float]) -> lis
     return [values[i] - t for i, t in sent.items() if i in values and t >= start]
 
 
-async def run(bench: Bench, index: int, rate: float) -> LatencyRun:
-    app_id = f"bench-{bench.run_id}-l{index}"
-    tag = f"{bench.run_id}l{index}-"
+async def run(bench: Bench, index: int, rate: float, variant: Variant | None = None) -> LatencyRun:
+    variant = variant or bench.options.main
+    app_id = f"bench-{bench.run_id}-l{index}{variant.key}"
+    tag = f"{bench.run_id}l{index}{variant.key}-"
     seconds = bench.options.latency_seconds
     batch = corpus.build(bench.writers, int(rate * seconds), tag, seed=300 + index)
     probe_category = tag + CATEGORIES[0]
-    names = bench.topics(f"l{index}")
+    names = bench.topics(f"l{index}{variant.key}")
     worker = Worker(
         app_id,
         bench.logs / f"{app_id}.data",
         bench.logs / f"{app_id}.log",
-        {"KARROT_TOPIC_PREFIX": names.prefix},
+        {"KARROT_TOPIC_PREFIX": names.prefix, **variant.env()},
     )
     enriched_by_id = {w.schema_id: w for w in bench.enriched_writers.values()}
     arrivals = Arrivals(tag.encode(), enriched_by_id)
@@ -232,4 +235,5 @@ async def run(bench: Bench, index: int, rate: float) -> LatencyRun:
         api_status=api_status,
         drift=_drift(sent, created),
         cpu=cpu,
+        variant=variant.label,
     )

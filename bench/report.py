@@ -7,7 +7,7 @@ import os
 import platform
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -37,13 +37,22 @@ class Results:
     recovery_fill_s: float | None = None
     profile: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
+    #: Variant labels in run order; the main rows are of ``main`` (the shipped guarantee).
+    variants: list[str] = field(default_factory=list)
+    main: str = ""
+
+    def karrot_of(self, variant: str) -> list[KarrotRun]:
+        return [r for r in self.karrot if r.variant == variant]
+
+    def latency_of(self, variant: str) -> list[LatencyRun]:
+        return [r for r in self.latency if r.variant == variant]
 
 
 def _fig(runs: Sequence[T], value: Callable[[T], float | None]) -> Figure | None:
     return Figure.of([v for v in map(value, runs) if v is not None])
 
 
-def _per_event(cpu: CpuShare | None, rate: float) -> float | None:
+def per_event(cpu: CpuShare | None, rate: float) -> float | None:
     """CPU microseconds the process under test spent per event: steadier than a rate here."""
     return cpu.process_cores / rate * 1e6 if cpu is not None and rate > 0 else None
 
@@ -53,13 +62,74 @@ def _pct(run: LatencyRun, which: str, p: str) -> float | None:
     return None if found is None else float(getattr(found, p))
 
 
+def variant_figures(results: Results, variant: str) -> dict[str, Figure | None]:
+    """Rate, CPU and latency of the karrot worker under one guarantee (and commit interval)."""
+    runs, lat = results.karrot_of(variant), results.latency_of(variant)
+    out = {
+        "events_per_s": _fig(runs, lambda r: r.rate),
+        "pipeline_events_per_s": _fig(runs, lambda r: r.pipeline_rate),
+        "cpu_us_per_event": _fig(runs, lambda r: per_event(r.cpu, r.rate)),
+        "worker_cores": _fig(runs, lambda r: r.cpu.process_cores if r.cpu else None),
+        "others_cores": _fig(runs, lambda r: r.cpu.others_cores if r.cpu else None),
+        "worker_rss_mib": _fig(runs, lambda r: r.rss_bytes and r.rss_bytes / MIB),
+        "latency_rate_events_per_s": _fig(lat, lambda r: r.rate),
+        "latency_worker_cores": _fig(lat, lambda r: r.cpu.process_cores if r.cpu else None),
+        "latency_cpu_us_per_event": _fig(lat, lambda r: per_event(r.cpu, r.rate)),
+        "latency_drift": _fig(lat, lambda r: r.drift),
+    }
+    for which in ("store", "enriched", "api"):
+        for p in ("p50_ms", "p99_ms"):
+            out[f"latency_{which}_{p}"] = Figure.of(
+                [v for r in lat if (v := _pct(r, which, p)) is not None]
+            )
+    return out
+
+
+def _baseline(results: Results) -> str | None:
+    """What the ratios divide by: at_least_once at its default interval, if it ran."""
+    return "alo" if "alo" in results.variants else None
+
+
+def variant_ratios(results: Results) -> dict[str, dict[str, float | None]]:
+    """Each variant over at_least_once: rate, CPU per event, p99s (medians over medians)."""
+    base = _baseline(results)
+    if base is None:
+        return {}
+    bottom = variant_figures(results, base)
+    out: dict[str, dict[str, float | None]] = {}
+    for variant in results.variants:
+        top = variant_figures(results, variant)
+        out[variant] = {k: _ratio_of(top.get(k), bottom.get(k)) for k in RATIO_KEYS}
+    return out
+
+
+RATIO_KEYS = (
+    "events_per_s",
+    "cpu_us_per_event",
+    "latency_cpu_us_per_event",
+    "latency_enriched_p99_ms",
+    "latency_api_p99_ms",
+)
+
+
+def _ratio_of(a: Figure | None, b: Figure | None) -> float | None:
+    return a.median / b.median if a is not None and b is not None and b.median else None
+
+
 def figures(results: Results) -> dict[str, Figure | None]:
+    """The main rows: the karrot worker under the shipped guarantee (``results.main``)."""
+    if results.main:
+        results = replace(
+            results,
+            karrot=results.karrot_of(results.main),
+            latency=results.latency_of(results.main),
+        )
     out = {
         "raw_events_per_s": _fig(results.raw, lambda r: r.rate),
         "karrot_events_per_s": _fig(results.karrot, lambda r: r.rate),
         "karrot_pipeline_events_per_s": _fig(results.karrot, lambda r: r.pipeline_rate),
         "split_events_per_s": _fig(results.split, lambda r: r.rate),
-        "split_cpu_us_per_event": _fig(results.split, lambda r: _per_event(r.cpu, r.rate)),
+        "split_cpu_us_per_event": _fig(results.split, lambda r: per_event(r.cpu, r.rate)),
         "split_cores": _fig(results.split, lambda r: r.cpu.process_cores if r.cpu else None),
         "peer_events_per_s": _fig(results.peer, lambda r: r.rate),
         "worker_rss_mib": _fig(results.karrot, lambda r: r.rss_bytes and r.rss_bytes / MIB),
@@ -74,9 +144,9 @@ def figures(results: Results) -> dict[str, Figure | None]:
             results.karrot, lambda r: r.cpu.others_cores if r.cpu else None
         ),
         "peer_cores": _fig(results.peer, lambda r: r.cpu.process_cores if r.cpu else None),
-        "raw_cpu_us_per_event": _fig(results.raw, lambda r: _per_event(r.cpu, r.rate)),
-        "karrot_cpu_us_per_event": _fig(results.karrot, lambda r: _per_event(r.cpu, r.rate)),
-        "peer_cpu_us_per_event": _fig(results.peer, lambda r: _per_event(r.cpu, r.rate)),
+        "raw_cpu_us_per_event": _fig(results.raw, lambda r: per_event(r.cpu, r.rate)),
+        "karrot_cpu_us_per_event": _fig(results.karrot, lambda r: per_event(r.cpu, r.rate)),
+        "peer_cpu_us_per_event": _fig(results.peer, lambda r: per_event(r.cpu, r.rate)),
         "latency_drift": _fig(results.latency, lambda r: r.drift),
         "latency_worker_cores": _fig(
             results.latency, lambda r: r.cpu.process_cores if r.cpu else None
@@ -96,8 +166,7 @@ def figures(results: Results) -> dict[str, Figure | None]:
 
 
 def _ratio(figs: dict[str, Figure | None], top: str, bottom: str) -> float | None:
-    a, b = figs.get(top), figs.get(bottom)
-    return a.median / b.median if a is not None and b is not None and b.median else None
+    return _ratio_of(figs.get(top), figs.get(bottom))
 
 
 def ratios(figs: dict[str, Figure | None]) -> dict[str, float | None]:
@@ -191,6 +260,76 @@ def table(results: Results) -> str:
     return "\n".join(lines)
 
 
+def _columns(head: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    lines = [
+        "  ".join(
+            h.ljust(w) if i == 0 else h.rjust(w)
+            for i, (h, w) in enumerate(zip(head, widths, strict=True))
+        )
+    ]
+    lines.append("  ".join("-" * w for w in widths))
+    for row in rows:
+        lines.append(
+            "  ".join(
+                c.ljust(w) if i == 0 else c.rjust(w)
+                for i, (c, w) in enumerate(zip(row, widths, strict=True))
+            )
+        )
+    return lines
+
+
+def guarantee_table(results: Results) -> str:
+    """Per guarantee: rate, CPU per event, latency; each over at_least_once."""
+    if not results.variants or (not results.karrot and not results.latency):
+        return ""
+    rat = variant_ratios(results)
+    base = _baseline(results)
+    specs = (
+        ("end to end, events/s", "events_per_s", ",.0f"),
+        ("worker CPU per event, us", "cpu_us_per_event", ",.0f"),
+        ("worker CPU, cores", "worker_cores", ".2f"),
+        ("others' CPU meanwhile, cores", "others_cores", ".2f"),
+        ("worker RSS, MiB", "worker_rss_mib", ",.0f"),
+        ("latency: worker CPU per event, us", "latency_cpu_us_per_event", ",.0f"),
+        ("produce -> row p50, ms", "latency_store_p50_ms", ",.0f"),
+        ("produce -> row p99, ms", "latency_store_p99_ms", ",.0f"),
+        ("produce -> enriched (read_committed) p50, ms", "latency_enriched_p50_ms", ",.0f"),
+        ("produce -> enriched (read_committed) p99, ms", "latency_enriched_p99_ms", ",.0f"),
+        ("produce -> API p50, ms", "latency_api_p50_ms", ",.0f"),
+        ("produce -> API p99, ms", "latency_api_p99_ms", ",.0f"),
+        ("latency drift (last/first fifth)", "latency_drift", ".2f"),
+    )
+    figs = {v: variant_figures(results, v) for v in results.variants}
+    head = ("karrot worker, per guarantee", *(f"{v} median (min-max)" for v in results.variants))
+    head += tuple(f"{v}/{base}" for v in results.variants if v != base) if base else ()
+    rows: list[tuple[str, ...]] = []
+    for label, key, fmt in specs:
+        cells = []
+        for v in results.variants:
+            fig = figs[v][key]
+            median, spread = _cell(fig, fmt)
+            cells.append(f"{median} ({spread})" if fig is not None else "-")
+        if all(c == "-" for c in cells):
+            continue
+        ratio_cells = []
+        if base:
+            for v in results.variants:
+                if v == base:
+                    continue
+                r = rat.get(v, {}).get(key) if key in RATIO_KEYS else None
+                ratio_cells.append(f"{r:.2f}" if r is not None else "")
+        rows.append((label, *cells, *ratio_cells))
+    rate = next((f for v in results.variants if (f := figs[v]["latency_rate_events_per_s"])), None)
+    note = f"latency at {rate.median:,.0f}/s; " if rate else ""
+    runs = len(results.karrot_of(results.variants[0])) or len(
+        results.latency_of(results.variants[0])
+    )
+    lines = _columns(head, rows)
+    lines.append(f"({note}{runs} interleaved rounds; the main table above is {results.main})")
+    return "\n".join(lines)
+
+
 def document(bench: Bench, results: Results, started: float) -> dict[str, Any]:
     figs = figures(results)
     return {
@@ -207,6 +346,12 @@ def document(bench: Bench, results: Results, started: float) -> dict[str, Any]:
         },
         "figures": {k: (v.as_json() if v else None) for k, v in figs.items()},
         "ratios": ratios(figs),
+        "main_variant": results.main,
+        "variants": {
+            v: {k: (f.as_json() if f else None) for k, f in variant_figures(results, v).items()}
+            for v in results.variants
+        },
+        "variant_ratios_to_alo": variant_ratios(results),
         "runs": {
             "raw": [asdict(r) | {"rate": r.rate} for r in results.raw],
             "karrot": [
