@@ -46,14 +46,28 @@ AT_LEAST_ONCE = "at_least_once"
 GUARANTEES = (EXACTLY_ONCE, AT_LEAST_ONCE)
 
 
-def sized(short: Size, soak: Size, *, slow: bool = False) -> list[Any]:
+def sized(
+    short: Size, soak: Size, *, slow: bool = False, known_duplicates: str | None = None
+) -> list[Any]:
     """``(size, guarantee)`` parameters: the soak size under both guarantees; the short (CI)
     size under both, or, for a ``slow`` scenario (one whose second run would add a minute or
     more to ``make test``), under ``exactly_once`` only (the default guarantee); its
-    ``at_least_once`` run is in the soak."""
+    ``at_least_once`` run is in the soak.
+
+    ``known_duplicates``: the open defect that sometimes leaves duplicates under
+    ``exactly_once`` in this scenario; those runs are expected failures (not strict: a run
+    without duplicates passes, and the report shows which), never skipped."""
     short_guarantees = (EXACTLY_ONCE,) if slow else GUARANTEES
-    return [pytest.param(short, g, id=f"short-{g}") for g in short_guarantees] + [
-        pytest.param(soak, g, id=f"soak-{g}", marks=pytest.mark.soak) for g in GUARANTEES
+
+    def marks(guarantee: str, *extra: Any) -> list[Any]:
+        known = known_duplicates is not None and guarantee == EXACTLY_ONCE
+        return [
+            *extra,
+            *([pytest.mark.xfail(strict=False, reason=known_duplicates)] if known else []),
+        ]
+
+    return [pytest.param(short, g, id=f"short-{g}", marks=marks(g)) for g in short_guarantees] + [
+        pytest.param(soak, g, id=f"soak-{g}", marks=marks(g, pytest.mark.soak)) for g in GUARANTEES
     ]
 
 

@@ -74,7 +74,15 @@ async def test_worker_sigkilled_repeatedly(
 
 @pytest.mark.parametrize(
     ("size", "guarantee"),
-    sized(Size(count=2400, rate=80), Size(count=12000, rate=120), slow=True),
+    sized(
+        Size(count=2400, rate=80),
+        Size(count=12000, rate=120),
+        slow=True,
+        known_duplicates=(
+            "open (issue 18 note): in about one run of three, a few records the survivor"
+            " processed around a handover reach read_committed readers twice"
+        ),
+    ),
 )
 async def test_partitions_move_to_the_survivor_and_back(
     size: Size, guarantee: str, scenario: Callable[[str], Scenario], workers: Workers
