@@ -60,11 +60,9 @@ def sized(
     short_guarantees = (EXACTLY_ONCE,) if slow else GUARANTEES
 
     def marks(guarantee: str, *extra: Any) -> list[Any]:
-        known = known_duplicates is not None and guarantee == EXACTLY_ONCE
-        return [
-            *extra,
-            *([pytest.mark.xfail(strict=False, reason=known_duplicates)] if known else []),
-        ]
+        if known_duplicates is None or guarantee != EXACTLY_ONCE:
+            return list(extra)
+        return [*extra, pytest.mark.xfail(strict=False, reason=known_duplicates)]
 
     return [pytest.param(short, g, id=f"short-{g}", marks=marks(g)) for g in short_guarantees] + [
         pytest.param(soak, g, id=f"soak-{g}", marks=marks(g, pytest.mark.soak)) for g in GUARANTEES
