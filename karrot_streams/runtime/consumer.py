@@ -110,6 +110,8 @@ class BatchDeliveryConsumer(internals.consumer_class()):  # type: ignore[misc]
         #: on the recovery's queue: what lies between the last record and this position are
         #: transaction markers (or aborted records), which no record fills.
         self._changelog_read_to: dict[TP, int] = {}
+        #: Partitions whose records were taken out of a fetch: the offset to read again from.
+        self._later: dict[TP, int] = {}
         internals.on_queues_cleared(self.app, self._queues_cleared)
 
     async def _drain_messages(self, fetcher: Any) -> None:
@@ -152,12 +154,17 @@ class BatchDeliveryConsumer(internals.consumer_class()):  # type: ignore[misc]
             if records:
                 await self._deliver_fetch(records, active, sought=sought)
         elif records:
-            await self._deliver_fetch(records, active)
+            # Records of a partition sought just now were fetched before the seek: read again.
+            later = await self._seek_later() if self._later else None
+            await self._deliver_fetch(records, active, sought=later)
+        elif self._later:
+            await self._seek_later()
 
     def _queues_cleared(self) -> None:
         self._reread = True
         self._pending.clear()
         self._changelog_read_to.clear()
+        self._later.clear()  # the clear's seek places every partition
 
     def readable_end(self, tp: TP, end: int) -> int:
         """The end of ``tp`` a commit can reach, for lag: ``end`` (a highwater) capped at the
@@ -214,15 +221,29 @@ class BatchDeliveryConsumer(internals.consumer_class()):  # type: ignore[misc]
 
     def _read_later(self, tp: TP, offset: int) -> None:
         """Records of a partition taken out of the fetch while the fetch was on its way (the
-        recovery pauses the streams as it starts) are dropped, and read again after a seek.
+        recovery pauses the streams as it starts) are dropped, and read again after a seek of
+        that partition to the first of them, before the next fetch is delivered.
 
         Faust drops them too and counts on its next seek, which places only partitions with a
-        commit: a new partition's first records were passed over for good. The seek is the
-        one a clear takes (every partition where it is read again from), so it never skips.
+        commit: a new partition's first records were passed over for good. A seek of every
+        partition to its commit (what a clear takes) would do, but it also reads again what
+        is in flight since the last commit, and that is produced twice: under exactly-once
+        both copies would reach a read_committed reader.
         """
         if tp.topic in internals.acked_topics(self.app):
             self._origin.setdefault(tp, offset)
-        self._reread = True
+        current = self._later.get(tp)
+        self._later[tp] = offset if current is None else min(current, offset)
+
+    async def _seek_later(self) -> set[TP]:
+        """The partitions :meth:`_read_later` noted, each sought to its first dropped record."""
+        later, self._later = self._later, {}
+        assigned = self.assignment()
+        sought: set[TP] = set()
+        for tp, offset in later.items():
+            if tp in assigned and await self._seek_to(tp, offset):
+                sought.add(tp)
+        return sought
 
     async def _seek_to_committed(self) -> bool:
         """Back to the committed offsets, as Faust's ``getmany`` does when the flow stops.

@@ -237,7 +237,9 @@ async def test_records_of_a_partition_paused_meanwhile_are_read_again_later(
         ],
     )
     await drain(consumer)
-    assert script.log == ["seek", "seek item-events[1] to 0", "item-events[1] 0-6"]
+    # Only that partition is sought, to its first dropped record: a seek of every partition to
+    # its commit would read again what other partitions have in flight (produced twice).
+    assert script.log == ["seek item-events[1] to 0", "item-events[1] 0-6"]
 
 
 async def test_a_clear_on_revoke_drops_pending_and_puts_held_partitions_back(
