@@ -7,6 +7,7 @@ upgrade; read the new source before changing the pins.
 
 from __future__ import annotations
 
+import logging
 import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping, MutableSet
@@ -23,6 +24,8 @@ from faust.types import TP
 
 from karrot_streams.runtime import kip447
 from karrot_streams.runtime.kip447 import GroupMetadata
+
+log = logging.getLogger(__name__)
 
 #: Versions the names below were read from.
 FAUST_VERSION = "0.15.3"
@@ -453,9 +456,17 @@ class UnstableOffsetCommit(aiokafka_errors.KafkaError):  # type: ignore[misc]
     retriable = True
 
 
-def fetch_stable_offsets(consumer: Any) -> None:
+#: How long a new owner waits for a transaction that commits offsets of its partitions.
+#: Past it the transaction's owner is taken to be gone or frozen (a zombie, fenced at its next
+#: commit): the last committed offsets are read, as before KIP-447. Waiting for the broker to
+#: abort it (``KARROT_TRANSACTION_TIMEOUT_S``) would stop the partitions for that long.
+STABLE_WAIT_S = 10.0
+
+
+def fetch_stable_offsets(consumer: Any, wait_s: float = STABLE_WAIT_S) -> None:
     """Make a started aiokafka consumer read its group's committed offsets with OffsetFetch v7
-    ``require_stable`` (KIP-447), waiting out transactions that commit offsets of them.
+    ``require_stable`` (KIP-447), waiting out (up to ``wait_s``) transactions that commit
+    offsets of them.
 
     Replaces the consumer's ``GroupCoordinator._do_fetch_commit_offsets`` (instance attribute):
     aiokafka's ``fetch_committed_offsets`` retries what it raises when it is retriable.
@@ -463,10 +474,25 @@ def fetch_stable_offsets(consumer: Any) -> None:
     coordinator = consumer._coordinator
     if coordinator is None or not hasattr(coordinator, "_do_fetch_commit_offsets"):
         return
+    unstable_since: dict[Any, float] = {}
 
     async def fetch(partitions: Iterable[Any]) -> dict[Any, OffsetAndMetadata]:
+        partitions = list(partitions)
+        key = frozenset(partitions)
+        since = unstable_since.get(key)
+        stable = since is None or time.monotonic() - since < wait_s
+        if not stable:
+            log.warning(
+                "Offsets of %s stayed in an open transaction for %.0f s: reading the last"
+                " committed ones (the transaction's owner is gone or frozen)",
+                sorted(partitions),
+                wait_s,
+            )
+            unstable_since.pop(key, None)
         request = kip447.StableOffsetFetchRequest(
-            coordinator.group_id, [(tp.topic, tp.partition) for tp in partitions]
+            coordinator.group_id,
+            [(tp.topic, tp.partition) for tp in partitions],
+            require_stable=stable,
         )
         response = await coordinator._send_req(request)
         group_error = aiokafka_errors.for_code(response.error_code)
@@ -476,6 +502,7 @@ def fetch_stable_offsets(consumer: Any) -> None:
         for fetched in kip447.fetched_offsets(response):
             tp = TopicPartition(fetched.topic, fetched.partition)
             if fetched.error_code == kip447.UNSTABLE_OFFSET_COMMIT:
+                unstable_since.setdefault(key, time.monotonic())
                 raise UnstableOffsetCommit(f"offsets of {tp} are in an open transaction")
             if fetched.error_code:
                 error = aiokafka_errors.for_code(fetched.error_code)
@@ -484,6 +511,7 @@ def fetch_stable_offsets(consumer: Any) -> None:
                 _raise_fetch_error(coordinator, error)
             if fetched.offset >= 0:
                 offsets[tp] = OffsetAndMetadata(fetched.offset, fetched.metadata or "")
+        unstable_since.pop(key, None)
         return offsets
 
     coordinator._do_fetch_commit_offsets = fetch

@@ -225,8 +225,11 @@ class StableOffsetFetchRequest(Request[OffsetFetchRequest_v7]):  # type: ignore[
 
     API_KEY = OFFSET_FETCH_KEY
 
-    def __init__(self, group_id: str, partitions: Iterable[tuple[str, int]]) -> None:
+    def __init__(
+        self, group_id: str, partitions: Iterable[tuple[str, int]], *, require_stable: bool = True
+    ) -> None:
         self._group_id = group_id
+        self._require_stable = require_stable
         by_topic: dict[str, list[int]] = defaultdict(list)
         for topic, partition in partitions:
             by_topic[topic].append(partition)
@@ -236,7 +239,7 @@ class StableOffsetFetchRequest(Request[OffsetFetchRequest_v7]):  # type: ignore[
         return request_struct_class(
             self._group_id,
             [(topic, partitions, {}) for topic, partitions in self._topics],
-            True,
+            self._require_stable,
             {},
         )
 

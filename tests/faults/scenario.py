@@ -46,27 +46,24 @@ AT_LEAST_ONCE = "at_least_once"
 GUARANTEES = (EXACTLY_ONCE, AT_LEAST_ONCE)
 
 
-def sized(
-    short: Size, soak: Size, *, slow: bool = False, known_duplicates: str | None = None
-) -> list[Any]:
+def sized(short: Size, soak: Size, *, slow: bool = False) -> list[Any]:
     """``(size, guarantee)`` parameters: the soak size under both guarantees; the short (CI)
     size under both, or, for a ``slow`` scenario (one whose second run would add a minute or
     more to ``make test``), under ``exactly_once`` only (the default guarantee); its
-    ``at_least_once`` run is in the soak.
-
-    ``known_duplicates``: the open defect that sometimes leaves duplicates under
-    ``exactly_once`` in this scenario; those runs are expected failures (not strict: a run
-    without duplicates passes, and the report shows which), never skipped."""
+    ``at_least_once`` run is in the soak."""
     short_guarantees = (EXACTLY_ONCE,) if slow else GUARANTEES
 
-    def marks(guarantee: str, *extra: Any) -> list[Any]:
-        if known_duplicates is None or guarantee != EXACTLY_ONCE:
-            return list(extra)
-        return [*extra, pytest.mark.xfail(strict=False, reason=known_duplicates)]
-
-    return [pytest.param(short, g, id=f"short-{g}", marks=marks(g)) for g in short_guarantees] + [
-        pytest.param(soak, g, id=f"soak-{g}", marks=marks(g, pytest.mark.soak)) for g in GUARANTEES
+    return [pytest.param(short, g, id=f"short-{g}") for g in short_guarantees] + [
+        pytest.param(soak, g, id=f"soak-{g}", marks=pytest.mark.soak) for g in GUARANTEES
     ]
+
+
+#: The open defect of issue 18: a worker handing partitions over (a worker killed, a zombie
+#: fenced) sometimes leaves a few records processed twice for read_committed readers.
+HANDOVER_DUPLICATES = (
+    "open, issue 18: a few records processed around a partition handover reach read_committed"
+    " readers twice"
+)
 
 
 #: For a scenario of one size (a few hundred to a thousand events, well under a minute):
@@ -124,11 +121,19 @@ class Scenario:
         return compute(self.batch, self.settings.fee_rate)
 
     async def verdict(
-        self, api_urls: list[str], *, duplicate_bound: int = 0, timeout_s: float = 180.0
+        self,
+        api_urls: list[str],
+        *,
+        duplicate_bound: int = 0,
+        timeout_s: float = 180.0,
+        known_duplicates: str | None = None,
     ) -> Outcome:
         """Check the outcome, add it to the summary, and fail the test on any problem.
 
         ``duplicate_bound`` is the scenario's at-least-once bound; under exactly_once it is 0.
+        ``known_duplicates`` names an open defect that leaves duplicates under exactly_once in
+        this scenario: they are reported in the summary, every other check still fails the
+        test (missing events, rows, dead letters, tables).
         """
         if self._producer is not None:
             await self._producer
@@ -139,6 +144,7 @@ class Scenario:
             guarantee=self.guarantee,
             duplicate_bound=duplicate_bound,
             faults=self.faults,
+            known_duplicates=known_duplicates if self.guarantee == EXACTLY_ONCE else None,
         )
         try:
             await checks.check(
