@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 ## test run from an editor stays quiet). `make unit COV=` turns it off.
 COV ?= --cov=karrot_streams --cov-report=term:skip-covered
 
-.PHONY: help check run test install lint unit integration stack-up stack-down stack-status bench soak clean browser promtool
+.PHONY: help check run test install lint unit integration stack-up stack-down stack-status bench soak clean browser promtool image chart-tools
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -75,6 +75,15 @@ promtool:
 ## without it). KARROT_STACK_SECURE=0 make ... leaves it out.
 stack-up:
 	KARROT_STACK_SECURE=$${KARROT_STACK_SECURE:-1} bash stack/stack.sh start
+
+## The worker's container image (README "Container image"), with podman or buildah, installed when
+## missing. KARROT_IMAGE_BASE=mmdebstrap builds on a Debian base made here, without a registry.
+image:
+	bash deploy/image/build.sh
+
+## helm, kubeconform and kube-score for the chart checks, built into .tools/bin when missing.
+chart-tools:
+	bash deploy/tools.sh
 
 ## Stop the local stack.
 stack-down:
