@@ -140,6 +140,10 @@ async def test_image_runs_init_and_a_worker_that_stops_cleanly_on_sigterm(
     assert started.returncode == 0, started.stderr
     url = f"http://127.0.0.1:{port}"
     await wait_healthy(url, worker)
+    async with httpx.AsyncClient(timeout=5.0) as client:
+        # The chart's readiness probe: no dependency probed, up once assigned and recovered.
+        ready = await client.get(url + "/api/v1/monitoring/ready")
+    assert ready.status_code == 200, ready.text
 
     batch = list(
         records(
