@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 ## test run from an editor stays quiet). `make unit COV=` turns it off.
 COV ?= --cov=karrot_streams --cov-report=term:skip-covered
 
-.PHONY: help check run test install lint unit integration stack-up stack-down stack-status bench soak clean browser promtool image chart-tools
+.PHONY: help check run test install lint unit integration stack-up stack-down stack-status bench soak clean browser promtool image chart-tools chart
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,7 +37,7 @@ run: install stack-up
 	bash stack/run-demo.sh
 
 ## Everything CI runs: lint, types, unit and integration tests against the real stack.
-test: install stack-up browser promtool lint
+test: install stack-up browser promtool chart-tools lint
 	$(BIN)/pytest $(COV) -m "not soak" tests
 
 ## Ruff (lint and format) and mypy over the package, the tests and the bench; import contracts.
@@ -84,6 +84,10 @@ image:
 ## helm, kubeconform and kube-score for the chart checks, built into .tools/bin when missing.
 chart-tools:
 	bash deploy/tools.sh
+
+## The Helm chart's checks: helm lint, kubeconform -strict, kube-score (tests/chart; no stack).
+chart: install chart-tools
+	$(BIN)/pytest tests/chart
 
 ## Stop the local stack.
 stack-down:
