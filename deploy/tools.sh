@@ -16,6 +16,10 @@ PINS=(
 )
 
 mkdir -p "$TOOLS/bin" "$TOOLS/versions"
+# One build at a time: CI starts this in the background and `make test` runs it again; the
+# second waits for the first and finds everything built.
+exec 9>"$TOOLS/.lock"
+flock 9
 for pin in "${PINS[@]}"; do
   read -r name module version <<<"$pin"
   stamp="$TOOLS/versions/$name-$version"

@@ -14,12 +14,25 @@ base=${KARROT_IMAGE_BASE:-docker.io/library/python:3.11-slim-bookworm}
 # caller has its own.
 export CONTAINERS_CONF=${CONTAINERS_CONF:-$PWD/deploy/image/containers.conf}
 
+# One build at a time: CI starts one in the background and the image test asks again; the second
+# waits for the first and then takes seconds (every layer cached).
+exec 9>"${TMPDIR:-/tmp}/karrot-streams-image-$(id -u).lock"
+flock 9
+
 sudo=$([[ "$(id -u)" == 0 ]] || echo sudo)
 if ! command -v podman >/dev/null && ! command -v buildah >/dev/null \
   || { [[ "$base" == mmdebstrap ]] && ! command -v mmdebstrap >/dev/null; }; then
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
-    podman buildah runc mmdebstrap uidmap >/dev/null
+  # The Makefile's apt-get calls take the same lock; the stack's PostgreSQL install does not, so
+  # a lost race on apt's own locks is tried again.
+  for attempt in 1 2 3 4 5 6; do
+    if $sudo flock /tmp/karrot-streams-apt.lock sh -c 'apt-get update -qq \
+        && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq \
+           --no-install-recommends podman buildah runc mmdebstrap uidmap >/dev/null'; then
+      break
+    fi
+    [[ $attempt == 6 ]] && exit 1
+    sleep 10
+  done
 fi
 
 if [[ "$base" == mmdebstrap ]]; then
