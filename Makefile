@@ -7,8 +7,11 @@ STAMP := $(VENV)/.installed
 ## Package coverage, reported by the unit and test runs (a variable, not pytest addopts: a single
 ## test run from an editor stays quiet). `make unit COV=` turns it off.
 COV ?= --cov=karrot_streams --cov-report=term:skip-covered
+## apt-get one at a time with deploy/image/build.sh's (CI starts that in the background): a
+## second apt-get fails at once on the other's lock instead of waiting. SUDO: see browser.
+APT_GET = $(SUDO) flock /tmp/karrot-streams-apt.lock apt-get
 
-.PHONY: help check run test install lint unit integration stack-up stack-down stack-status bench soak clean browser promtool
+.PHONY: help check run test install lint unit integration stack-up stack-down stack-status bench soak clean browser promtool image chart-tools chart
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,7 +40,7 @@ run: install stack-up
 	bash stack/run-demo.sh
 
 ## Everything CI runs: lint, types, unit and integration tests against the real stack.
-test: install stack-up browser promtool lint
+test: install stack-up browser promtool chart-tools lint
 	$(BIN)/pytest $(COV) -m "not soak" tests
 
 ## Ruff (lint and format) and mypy over the package, the tests and the bench; import contracts.
@@ -62,19 +65,32 @@ BROWSER_PACKAGES := chromium chromium-driver fonts-noto-cjk
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 browser:
 	@dpkg-query -W -f='$${Status}\n' $(BROWSER_PACKAGES) 2>/dev/null | grep -c '^install ok installed$$' \
-	  | grep -qx $(words $(BROWSER_PACKAGES)) || { $(SUDO) apt-get update -qq \
-	  && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(BROWSER_PACKAGES); }
+	  | grep -qx $(words $(BROWSER_PACKAGES)) || { $(APT_GET) update -qq \
+	  && DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq $(BROWSER_PACKAGES); }
 
 ## promtool, for the alert rules' checks and unit tests (tests/unit/test_deploy.py): Debian's
 ## prometheus package ships it. apt-get only when it is missing.
 promtool:
-	@command -v promtool >/dev/null || { $(SUDO) apt-get update -qq \
-	  && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends prometheus; }
+	@command -v promtool >/dev/null || { $(APT_GET) update -qq \
+	  && DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq --no-install-recommends prometheus; }
 
 ## The stack with its SASL_SSL listener too (the secured-listener tests use it; they skip
 ## without it). KARROT_STACK_SECURE=0 make ... leaves it out.
 stack-up:
 	KARROT_STACK_SECURE=$${KARROT_STACK_SECURE:-1} bash stack/stack.sh start
+
+## The worker's container image (README "Container image"), with podman or buildah, installed when
+## missing. KARROT_IMAGE_BASE=mmdebstrap builds on a Debian base made here, without a registry.
+image:
+	bash deploy/image/build.sh
+
+## helm, kubeconform and kube-score for the chart checks, built into .tools/bin when missing.
+chart-tools:
+	bash deploy/tools.sh
+
+## The Helm chart's checks: helm lint, kubeconform -strict, kube-score (tests/chart; no stack).
+chart: install chart-tools
+	$(BIN)/pytest tests/chart
 
 ## Stop the local stack.
 stack-down:

@@ -68,6 +68,10 @@ def create_app(settings: Settings | None = None) -> KarrotApp:
         web_bind=settings.web_host,
         canonical_url=settings.canonical_url,
         topic_partitions=settings.topic_partitions,
+        # Static membership; Faust's table-aware assignor stays in place with it whenever the app
+        # has changelog tables (faust-streaming#658, aiokafka.py `_create_worker_consumer`).
+        consumer_group_instance_id=settings.group_instance_id,
+        table_standby_replicas=settings.table_standby_replicas,
         topic_replication_factor=settings.topic_replication,
         # Faust's own exactly-once is not used (one producer per partition, failures logged and
         # passed over: faust-streaming#517); runtime/transactions.py is the project's.

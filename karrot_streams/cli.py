@@ -1,12 +1,13 @@
 """``karrot-streams``: provision a cluster, generate traffic, list and redrive dead letters.
-The worker itself runs under faust:
-``faust -A karrot_streams.app worker``."""
+The worker itself runs under faust: ``faust -A karrot_streams.app worker``, which
+``karrot-streams worker`` runs in its place (the container image's command)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -38,9 +39,25 @@ async def _generate(settings: Settings, args: argparse.Namespace) -> None:
     )
 
 
+def exec_worker(faust_args: Sequence[str]) -> None:
+    """Replace this process with ``faust -A karrot_streams.app worker ARGS``.
+
+    exec, not a child: the worker keeps this process id (PID 1 in a container) and receives
+    SIGTERM itself, so it commits and leaves the group instead of being killed with its parent.
+    """
+    command = [sys.executable, "-m", "faust", "-A", "karrot_streams.app", "worker", *faust_args]
+    os.execv(sys.executable, command)  # noqa: S606  the worker, with this interpreter
+
+
 def main(argv: Sequence[str] | None = None) -> None:
+    args_in = list(sys.argv[1:] if argv is None else argv)
+    if args_in[:1] == ["worker"]:
+        # Before argparse: every following argument is faust's (-l info, --without-web ...).
+        exec_worker(args_in[1:])
+        return
     parser = argparse.ArgumentParser(prog="karrot-streams", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("worker", help="run the worker (faust's worker command and its options)")
     commands.add_parser("init", help="create topics, apply migrations, register schemas")
     generate = commands.add_parser("generate", help="produce marketplace traffic")
     generate.add_argument("--count", type=int, default=1000)
@@ -48,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     generate.add_argument("--poison", type=float, default=0.05, help="share of poison records")
     generate.add_argument("--seed", type=int, default=7)
     dlq_commands.add_parser(commands)
-    args = parser.parse_args(argv)
+    args = parser.parse_args(args_in)
     settings = Settings()
     logs.configure_process(settings)
     logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -132,6 +132,17 @@ class Settings(BaseSettings):
     fee_rate: Decimal = Field(default=Decimal("0.033"), ge=0, lt=1)
 
     data_dir: Path = Path(".karrot-data")
+    #: Static group membership (KIP-345), Kafka's ``group.instance.id``: unique per worker of a
+    #: group and the same across its restarts (the Helm chart uses the pod's name). A worker that
+    #: comes back within the session timeout gets its partitions back with no rebalance, and the
+    #: others do not stop. It sends no LeaveGroup on a clean stop: its partitions move after the
+    #: session timeout. Faust keeps its own table-aware assignor with it (it falls back to
+    #: round-robin only for an app without tables: the pipeline role). Unset: dynamic members.
+    group_instance_id: str | None = Field(default=None, min_length=1, max_length=249)
+    #: Standby copies of each table partition kept by other workers (Faust's
+    #: ``table_standby_replicas``): a moved partition starts from a standby's store, not from
+    #: the whole changelog. 0 saves the disk and the reads of the copies.
+    table_standby_replicas: int = Field(default=1, ge=0)
     topic_partitions: int = Field(default=4, ge=1)
     topic_replication: int = Field(default=1, ge=1)
     #: ``exactly_once``: every record a step causes and the offsets it consumed are committed

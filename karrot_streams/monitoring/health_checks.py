@@ -87,6 +87,14 @@ def tables(app: Any) -> Check:
     )
 
 
+def readiness(app: Any, started: bool) -> dict[str, Check]:
+    """What a readiness probe asks, without a network call: start-up done (schemas registered,
+    store migrated), the group joined and its assignment taken, the tables of that assignment
+    recovered. Dependencies are left out: an outage of one makes every worker wait alike, and
+    taking them all out of a Service would only turn waiting requests into refused ones."""
+    return {"started": Check(started, {}), "tables": tables(app)}
+
+
 def commit_progress(
     *,
     now: float,

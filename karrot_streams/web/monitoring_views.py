@@ -1,4 +1,5 @@
-"""Open views: ``/api/v1/monitoring/health``, ``/api/v1/monitoring/dlq`` and ``/metrics``."""
+"""Open views: ``/api/v1/monitoring/health``, ``/api/v1/monitoring/ready``,
+``/api/v1/monitoring/dlq`` and ``/metrics``."""
 
 from __future__ import annotations
 
@@ -47,6 +48,22 @@ class HealthView(ApiView):
             "tables": health_checks.tables(app),
             "commits": commits,
         }
+        up = all(check.up for check in components.values())
+        return json_response(
+            {
+                "status": "UP" if up else "DOWN",
+                "components": {name: check.to_json() for name, check in components.items()},
+            },
+            status=200 if up else 503,
+        )
+
+
+class ReadyView(ApiView):
+    """200 ``{status: UP}`` once started, assigned and recovered; 503 until then and during a
+    rebalance. Cheap (no probe of any dependency): for a readiness probe every few seconds."""
+
+    async def get(self, request: web.Request) -> web.StreamResponse:
+        components = health_checks.readiness(self.karrot, self.resources.is_ready)
         up = all(check.up for check in components.values())
         return json_response(
             {

@@ -505,6 +505,17 @@ def _paths() -> dict[str, Schema]:
                 security=OPEN,
             )
         },
+        "/api/v1/monitoring/ready": {
+            "get": _operation(
+                "Readiness: started, assignment taken, its tables recovered; no dependency probed"
+                " (open)",
+                {
+                    "200": _json(_ref("Health"), "Ready"),
+                    "503": _json(_ref("Health"), "Starting, rebalancing or recovering"),
+                },
+                security=OPEN,
+            )
+        },
         "/api/v1/monitoring/dlq": {
             "get": _operation(
                 "Counts per dead-letter topic and the latest letters (open)",

@@ -21,7 +21,12 @@ from karrot_streams.web.dlq_views import DeadLetterMessagesView, RedriveView
 from karrot_streams.web.events_views import EventView, PublishEventView
 from karrot_streams.web.http.auth import TokenCheck
 from karrot_streams.web.http.middleware import api_middleware
-from karrot_streams.web.monitoring_views import DeadLettersView, HealthView, MetricsView
+from karrot_streams.web.monitoring_views import (
+    DeadLettersView,
+    HealthView,
+    MetricsView,
+    ReadyView,
+)
 from karrot_streams.web.openapi import OPENAPI_PATH, OpenApiView
 from karrot_streams.web.stats_views import StatsView
 from karrot_streams.web.view import ApiView
@@ -42,6 +47,7 @@ ROUTES: tuple[tuple[str, type[ApiView]], ...] = (
     ("/api/v1/dlq/{topic}/messages", DeadLetterMessagesView),
     ("/api/v1/dlq/{topic}/redrive", RedriveView),
     ("/api/v1/monitoring/health", HealthView),
+    ("/api/v1/monitoring/ready", ReadyView),
     ("/api/v1/monitoring/dlq", DeadLettersView),
     ("/api/v1/monitoring/stats", StatsView),
     (OPENAPI_PATH, OpenApiView),

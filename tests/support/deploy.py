@@ -9,7 +9,9 @@ from typing import Any
 
 import yaml
 
-DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+#: The sources live in the Helm chart (its templates read them with .Files.Get, which reaches
+#: only files inside the chart); deploy/prometheus and deploy/grafana link to them.
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "helm" / "karrot-streams" / "files"
 RULES = DEPLOY / "prometheus" / "karrot-alerts.yml"
 RULE_TESTS = DEPLOY / "prometheus" / "karrot-alerts.test.yml"
 DASHBOARD = DEPLOY / "grafana" / "karrot-streams.json"

@@ -4,6 +4,7 @@ Kafka listener that refuses our security settings ends the process with status 2
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any
 
 import pytest
@@ -106,3 +107,16 @@ def test_dlq_commands_exit_with_their_status(
     with pytest.raises(SystemExit) as exited:
         cli.main(["dlq", "list", "dlq.item-events"])
     assert exited.value.code == 3
+
+
+def test_worker_execs_faust_with_its_arguments(
+    monkeypatch: pytest.MonkeyPatch, calls: list[str]
+) -> None:
+    executed: list[tuple[str, list[str]]] = []
+    monkeypatch.setattr(os, "execv", lambda path, args: executed.append((path, list(args))))
+    cli.main(["worker", "-l", "info", "--without-web"])
+    assert calls == []  # no settings, no Kafka check: faust's worker does its own
+    [(path, args)] = executed
+    assert args[0] == path
+    faust = ["-m", "faust", "-A", "karrot_streams.app", "worker"]
+    assert args[1:] == [*faust, "-l", "info", "--without-web"]

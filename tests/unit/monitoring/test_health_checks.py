@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry
 
 from karrot_streams.monitoring.commit_monitor import CommitMonitor
 from karrot_streams.monitoring.health import Health
-from karrot_streams.monitoring.health_checks import commit_progress, pipeline, tables
+from karrot_streams.monitoring.health_checks import commit_progress, pipeline, readiness, tables
 
 STALL = 120.0
 
@@ -96,6 +96,17 @@ def test_tables_up_once_recovered_for_the_current_assignment() -> None:
     rebalancing = tables(fake_app(completed=True, actives_ready=False))
     assert not rebalancing.up
     assert rebalancing.details["rebalancing"] is True
+
+
+def test_ready_once_started_and_recovered_for_the_current_assignment() -> None:
+    def ready(started: bool, completed: bool, actives_ready: bool) -> bool:
+        checks = readiness(fake_app(completed, actives_ready), started)
+        return all(check.up for check in checks.values())
+
+    assert ready(started=True, completed=True, actives_ready=True)
+    assert not ready(started=False, completed=True, actives_ready=True)  # still migrating
+    assert not ready(started=True, completed=False, actives_ready=False)  # joining, recovering
+    assert not ready(started=True, completed=True, actives_ready=False)  # rebalancing
 
 
 def test_one_stalled_agent_is_down_while_others_commit() -> None:
