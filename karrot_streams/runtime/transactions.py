@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping
 from contextlib import asynccontextmanager, suppress
 from typing import Any, TypeVar
 
@@ -81,6 +81,9 @@ class WorkerTransactions:
         #: produced records it will never ack, which must not become visible without their
         #: offsets (they would be read again and produced again: duplicates).
         self._spoiled: BaseException | None = None
+        #: What is done once the open transaction commits (a changelog partition's persisted
+        #: offset: recovery starts there, so it must never be ahead of what was committed).
+        self._after_commit: dict[Hashable, Callable[[], None]] = {}
         self.commits = 0
 
     def bind(
@@ -176,6 +179,11 @@ class WorkerTransactions:
 
         return asyncio.ensure_future(committed())
 
+    def after_commit(self, key: Hashable, action: Callable[[], None]) -> None:
+        """Run ``action`` once the open transaction commits; a later action for the same
+        ``key`` replaces an earlier one. Dropped if the transaction aborts."""
+        self._after_commit[key] = action
+
     async def committed(self, opened: asyncio.Future[None] | None) -> None:
         """Wait until the transaction a step produced in has committed (raises if it aborted)."""
         if opened is not None:
@@ -233,6 +241,9 @@ class WorkerTransactions:
             raise failure from exc
         self._open = None
         self.commits += 1
+        actions, self._after_commit = self._after_commit, {}
+        for action in actions.values():
+            action()
         if not opened.done():
             opened.set_result(None)
         return bool(offsets)
@@ -242,6 +253,7 @@ class WorkerTransactions:
         if self.failed is not None:
             return
         self.failed = exc
+        self._after_commit.clear()
         opened, self._open = self._open, None
         if opened is not None and not opened.done():
             opened.set_exception(exc)

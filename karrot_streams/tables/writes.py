@@ -16,12 +16,14 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from faust.types import TP
 
 from karrot_streams.runtime import internals
 from karrot_streams.runtime.producer import BatchProducer, Placed
+from karrot_streams.runtime.transactions import transactions_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,8 +77,18 @@ class ChangelogWrites:
             records.append((topic, partition, key, value))
         acked: dict[tuple[str, int], int] = {}
         await self._send_placed(records, acked)
+        transactions = transactions_of(self._app)
         for (topic, partition), offset in acked.items():
-            internals.persist_changelog_offset(owners[topic], TP(topic, partition), offset)
+            persist = partial(
+                internals.persist_changelog_offset, owners[topic], TP(topic, partition), offset
+            )
+            if transactions.exactly_once:
+                # Recovery starts after the persisted offset and reads read_committed: an offset
+                # of a record not yet committed is past what it can read (Faust's recovery then
+                # stops with a ConsistencyError), and lost if the transaction aborts.
+                transactions.after_commit(("changelog", topic, partition), persist)
+            else:
+                persist()
 
 
 def placed_sender(

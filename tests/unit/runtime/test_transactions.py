@@ -239,3 +239,24 @@ async def test_a_cancelled_caller_does_not_cut_a_step_short() -> None:
     async with txns.exclusive():
         await txns.commit({("in", 0): 3}, GROUP)
     assert producer.journal[-1] == "commit" and not failures
+
+
+async def test_after_commit_actions_run_at_the_commit_and_are_dropped_on_abort() -> None:
+    producer, failures = FakeProducer(), list[BaseException]()
+    txns = transactions(producer, failures)
+    persisted: list[int] = []
+    async with txns.step():
+        txns.after_commit(("changelog", "t", 0), lambda: persisted.append(5))
+        txns.after_commit(("changelog", "t", 0), lambda: persisted.append(9))  # the later wins
+    assert persisted == []
+    async with txns.exclusive():
+        await txns.commit({("in", 0): 3}, GROUP)
+    assert persisted == [9]
+
+    spoiled = transactions(FakeProducer(commit_error=RuntimeError("fenced")), failures)
+    async with spoiled.step():
+        spoiled.after_commit(("changelog", "t", 0), lambda: persisted.append(12))
+    with pytest.raises(TransactionFailed):
+        async with spoiled.exclusive():
+            await spoiled.commit({("in", 0): 4}, GROUP)
+    assert persisted == [9]
