@@ -57,6 +57,10 @@ IDLE_CHECK_S = 5.0
 #: transactions under exactly-once: the offsets at their end may be transaction markers, which
 #: no record fills, so only the consumer's position can tell that the partition is read.
 MARKER_CHECK_S = 0.3
+#: How long recovery asks again for a highwater below a persisted offset (a transaction's
+#: markers not written yet), and how often.
+HIGHWATER_SETTLE_S = 10.0
+HIGHWATER_RETRY_S = 0.2
 
 
 class Verdict(Enum):
@@ -264,6 +268,33 @@ class BulkRecovery(Recovery):
                     stale,
                 )
         self._unreported.clear()
+
+    async def _build_highwaters(
+        self, consumer: Any, tps: set[Any], destination: Any, title: str
+    ) -> None:
+        """Faust's highwaters, asked again while one is below the persisted offset.
+
+        Under exactly-once a persisted offset is moved when its transaction commits, and the
+        broker writes the commit's markers just after it answers: a rebalance that follows a
+        commit (the revoke callback commits) can ask for the last stable offset before they
+        are written, and Faust's recovery would stop with a ConsistencyError for a changelog
+        that is only a few milliseconds behind.
+        """
+        offsets = self.active_offsets if title == "active" else self.standby_offsets
+        deadline = monotonic() + HIGHWATER_SETTLE_S
+        while True:
+            await super()._build_highwaters(consumer, tps, destination, title)
+            behind = [
+                tp
+                for tp in tps
+                if offsets.get(tp) is not None
+                and destination.get(tp) is not None
+                and offsets[tp] > destination[tp]
+            ]
+            if not behind or monotonic() >= deadline:
+                return
+            log.info("Highwater of %s below its persisted offset: asking again", behind)
+            await asyncio.sleep(HIGHWATER_RETRY_S)
 
     async def _end_if_recovered(self, idle_checks: int) -> None:
         """Faust's end-of-recovery check: with every active partition at its highwater, what

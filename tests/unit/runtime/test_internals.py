@@ -397,3 +397,18 @@ def test_recovery_reads_and_writes_the_store_where_faust_puts_a_changelog_record
     db[b"a"] = b"1"
     assert db.get([b"a", b"b"]) == [b"1", None]
     db.close()
+
+
+def test_recovery_builds_highwaters_where_bulk_recovery_waits_for_markers() -> None:
+    from faust.tables.recovery import Recovery  # noqa: PLC0415  one test's subject
+
+    assert list(inspect.signature(Recovery._build_highwaters).parameters) == [
+        "self",
+        "consumer",
+        "tps",
+        "destination",
+        "title",
+    ]
+    source = inspect.getsource(Recovery)
+    assert '"active"' in source and '"standby"' in source
+    assert "active_offsets[tp] > active_highwaters[tp]" in source
