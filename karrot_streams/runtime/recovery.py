@@ -58,8 +58,8 @@ IDLE_CHECK_S = 5.0
 #: no record fills, so only the consumer's position can tell that the partition is read.
 MARKER_CHECK_S = 0.3
 #: How long recovery asks again for a highwater below a persisted offset (a transaction's
-#: markers not written yet), and how often; past it the persisted offset stands.
-HIGHWATER_SETTLE_S = 2.0
+#: markers not written yet), and how often.
+HIGHWATER_SETTLE_S = 10.0
 HIGHWATER_RETRY_S = 0.2
 
 
@@ -291,16 +291,7 @@ class BulkRecovery(Recovery):
                 and destination.get(tp) is not None
                 and offsets[tp] > destination[tp]
             ]
-            if not behind:
-                return
-            if monotonic() >= deadline:
-                # Held back by a transaction of another producer still open (a zombie's, until
-                # it is fenced or the broker aborts it). A persisted offset moves only once its
-                # own transaction committed, so the store holds every record up to it: there is
-                # nothing to read there yet.
-                log.info("Highwater of %s held back by an open transaction: recovered", behind)
-                for tp in behind:
-                    destination[tp] = offsets[tp]
+            if not behind or monotonic() >= deadline:
                 return
             log.info("Highwater of %s below its persisted offset: asking again", behind)
             await asyncio.sleep(HIGHWATER_RETRY_S)
