@@ -103,7 +103,18 @@ def _log_mentions(worker: WorkerProcess, word: str) -> int:
 @pytest.mark.parametrize(
     ("size", "guarantee"),
     [
-        pytest.param(SHORT, EXACTLY_ONCE, id=f"short-{EXACTLY_ONCE}"),
+        pytest.param(
+            SHORT,
+            EXACTLY_ONCE,
+            id=f"short-{EXACTLY_ONCE}",
+            # Not strict: a run that passes shows as XPASS. Reported in CI, never skipped.
+            marks=pytest.mark.xfail(
+                strict=False,
+                reason="open, issue 18: the survivor's recovery while the frozen zombie's"
+                " transaction is open can stop (ConsistencyError) or leave the rebuilt tables"
+                " short",
+            ),
+        ),
         pytest.param(SHORT, AT_LEAST_ONCE, id=f"short-{AT_LEAST_ONCE}", marks=pytest.mark.soak),
     ]
     + [pytest.param(SOAK, g, id=f"soak-{g}", marks=pytest.mark.soak) for g in GUARANTEES],
