@@ -435,7 +435,8 @@ class BatchDeliveryConsumer(internals.consumer_class()):  # type: ignore[misc]
         for tp in revoked:
             self._pending.pop(tp, None)
             self._origin.pop(tp, None)
-        await super().on_partitions_revoked(revoked)
+        with internals.acks_kept_through_revoke(self, revoked):
+            await super().on_partitions_revoked(revoked)
 
 
 class BatchTransport(internals.transport_class()):  # type: ignore[misc]

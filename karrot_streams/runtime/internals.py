@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 import time
 import weakref
-from collections.abc import Callable, Iterable, Mapping, MutableSet
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableSet
+from contextlib import contextmanager
 from typing import Any
 
 import aiokafka.errors as aiokafka_errors
@@ -134,6 +135,49 @@ def agent_actors(agent: Any) -> list[Any]:
     Faust keeps no public list of them: ``Agent._actors``, a WeakSet filled as actors start.
     """
     return list(agent._actors)
+
+
+#: Faust's per-partition bookkeeping in its ``Consumer`` (maps keyed by TP), which its
+#: ``on_partitions_revoked`` forgets for the revoked partitions.
+_PARTITION_BOOKKEEPING = ("_gap", "_acked", "_acked_index", "_read_offset", "_committed_offset")
+
+
+@contextmanager
+def acks_kept_through_revoke(consumer: Any, revoked: Iterable[TP]) -> Iterator[None]:
+    """Around Faust's ``Consumer.on_partitions_revoked``: the revoked partitions' acked offsets
+    (and the rest of their bookkeeping) are there for the app's revoke, and forgotten after it.
+
+    faust-streaming 0.15.3 forgets them first and then runs the app's revoke, whose commit
+    (``wait_empty``, after the agents finish what they took) therefore misses every offset acked
+    since the last commit. Under exactly-once the open transaction then commits those records'
+    outputs without their offsets, and whoever owns the partition next reads and produces them
+    again: duplicates for ``read_committed`` readers at every rebalance (Faust's are eager, so
+    every partition of every member). Under at-least-once they are processed again.
+
+    The app's revoke is ``consumer._on_partitions_revoked`` (set from the constructor): it is
+    wrapped for the one call to put the bookkeeping back, as it was before Faust's pops.
+    """
+    revoked = set(revoked)
+    maps = [getattr(consumer, name) for name in _PARTITION_BOOKKEEPING]
+    kept = [{tp: entries[tp] for tp in revoked if tp in entries} for entries in maps]
+    app_revoke = consumer._on_partitions_revoked
+
+    async def revoke(partitions: set[TP]) -> None:
+        for entries, before in zip(maps, kept, strict=True):
+            for tp, value in before.items():
+                entries.setdefault(tp, value)
+        try:
+            await app_revoke(partitions)
+        finally:
+            for entries in maps:
+                for tp in partitions:
+                    entries.pop(tp, None)
+
+    consumer._on_partitions_revoked = revoke
+    try:
+        yield
+    finally:
+        consumer._on_partitions_revoked = app_revoke
 
 
 def committed_at_assignment(consumer: Any) -> dict[TP, int | None]:

@@ -165,6 +165,10 @@ class KarrotBatchConsumer(TransactionalCommits, BatchDeliveryConsumer):
 class KarrotConsumer(TransactionalCommits, internals.consumer_class()):  # type: ignore[misc]
     """Faust's own consumer with transactional commits (``KARROT_BATCH_DELIVERY=false``)."""
 
+    async def on_partitions_revoked(self, revoked: set[Any]) -> None:
+        with internals.acks_kept_through_revoke(self, revoked):
+            await super().on_partitions_revoked(revoked)
+
 
 class KarrotBatchTransport(internals.transport_class()):  # type: ignore[misc]
     Consumer: ClassVar[type[Any]] = KarrotBatchConsumer

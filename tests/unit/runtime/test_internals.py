@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextvars
 import inspect
 from pathlib import Path
+from typing import Any
 
 import aiokafka
 import faust
@@ -412,3 +413,55 @@ def test_recovery_builds_highwaters_where_bulk_recovery_waits_for_markers() -> N
     source = inspect.getsource(Recovery)
     assert '"active"' in source and '"standby"' in source
     assert "active_offsets[tp] > active_highwaters[tp]" in source
+
+
+def _consumer_with_acks(tp: TP, seen: dict[str, object]) -> object:
+    """A Faust aiokafka consumer (never started) with acked offsets on ``tp``, whose app's
+    revoke notes what it sees of them."""
+    app = faust.App("internals-revoke", broker="kafka://localhost:1")
+
+    async def app_revoke(revoked: set[TP]) -> None:
+        seen["acked"] = list(consumer._acked.get(tp, []))
+        seen["committed"] = consumer._committed_offset.get(tp)
+
+    async def app_assign(assigned: set[TP]) -> None:
+        return None
+
+    async def deliver(message: object) -> None:
+        return None
+
+    consumer = faust_aiokafka.Consumer(
+        app.transport,
+        callback=deliver,
+        on_partitions_revoked=app_revoke,
+        on_partitions_assigned=app_assign,
+    )
+    consumer._acked[tp].extend([5, 6, 7])
+    consumer._acked_index[tp].update({5, 6, 7})
+    consumer._committed_offset[tp] = 5
+    return consumer
+
+
+async def test_stock_faust_forgets_acks_before_the_apps_revoke_commits() -> None:
+    """The defect :func:`internals.acks_kept_through_revoke` works around. When this fails,
+    Faust keeps them itself: the workaround can go."""
+    tp = TP("source", 0)
+    seen: dict[str, object] = {}
+    consumer: Any = _consumer_with_acks(tp, seen)
+    await consumer.on_partitions_revoked({tp})
+    assert seen == {"acked": [], "committed": None}
+
+
+async def test_acks_are_kept_for_the_apps_revoke_and_forgotten_after() -> None:
+    tp, other = TP("source", 0), TP("source", 1)
+    seen: dict[str, object] = {}
+    consumer: Any = _consumer_with_acks(tp, seen)
+    consumer._acked[other].append(9)
+    app_revoke = consumer._on_partitions_revoked
+    with internals.acks_kept_through_revoke(consumer, {tp}):
+        await consumer.on_partitions_revoked({tp})
+    assert seen == {"acked": [5, 6, 7], "committed": 5}
+    assert tp not in consumer._acked and tp not in consumer._committed_offset
+    assert tp not in consumer._acked_index
+    assert consumer._acked[other] == [9]  # a partition kept is left as it was
+    assert consumer._on_partitions_revoked is app_revoke
