@@ -80,3 +80,10 @@ def ack_all(events: Sequence[Any]) -> None:
     """Mark a processed batch committable (Faust commits on its interval, after a flush)."""
     for event in events:
         event.ack()
+
+
+def generation_of(events: Sequence[Any]) -> int | None:
+    """The consumer group generation a batch was fetched in: one per batch, as
+    :func:`take_batches` keeps only the current generation's events."""
+    message = getattr(events[0], "message", None) if events else None  # fakes may have none
+    return getattr(message, "generation_id", None)

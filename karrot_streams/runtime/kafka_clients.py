@@ -124,8 +124,11 @@ class TransactionalCommits:
             if not did_commit and transactions.open:
                 # Records without offsets (published or redriven events), or offsets Faust
                 # had nothing new for: the transaction ends anyway, so they become visible.
+                # Not in a generation its stream steps were not of (a zombie's revoke, which
+                # has no assignment left to commit).
+                group = internals.group_metadata(internals.aiokafka_consumer(self))
                 try:
-                    await transactions.commit({}, None)
+                    await transactions.commit({}, group)
                 except TransactionFailed:
                     return False
         return did_commit

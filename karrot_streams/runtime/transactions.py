@@ -84,6 +84,11 @@ class WorkerTransactions:
         #: What is done once the open transaction commits (a changelog partition's persisted
         #: offset: recovery starts there, so it must never be ahead of what was committed).
         self._after_commit: dict[Hashable, Callable[[], None]] = {}
+        #: The consumer group generations whose records the open transaction's steps processed.
+        #: It commits only in that generation: a member that lost its membership (a zombie,
+        #: paused past its session) and joined again may no longer own those partitions, and
+        #: the records may have been processed again by their new owner.
+        self._generations: set[int] = set()
         self.commits = 0
 
     def bind(
@@ -106,12 +111,16 @@ class WorkerTransactions:
         return self.failed is None and self._open is None
 
     @asynccontextmanager
-    async def step(self, *, spoils: bool = True) -> AsyncIterator[asyncio.Future[None] | None]:
+    async def step(
+        self, *, spoils: bool = True, generation: int | None = None
+    ) -> AsyncIterator[asyncio.Future[None] | None]:
         """Produce inside the worker's transaction; yields the future of its commit.
 
         A step that raises spoils the transaction (it cannot commit) unless ``spoils`` is
-        false: a single send that raised put nothing in it. Under at-least-once it yields
-        ``None`` and does nothing.
+        false: a single send that raised put nothing in it. ``generation``: the consumer group
+        generation the step's input records were fetched in (a stream step); the transaction
+        then commits only in that generation. Under at-least-once it yields ``None`` and does
+        nothing.
         """
         if not self.exactly_once or _inside_step.get():
             yield self._open
@@ -124,6 +133,8 @@ class WorkerTransactions:
         token = _inside_step.set(True)
         try:
             opened = await self._begin()
+            if generation is not None:
+                self._generations.add(generation)
             yield opened
         except TransactionFailed as exc:
             await self.fail(exc)
@@ -138,15 +149,18 @@ class WorkerTransactions:
             if self._steps == 0:
                 self._no_steps.set()
 
-    async def run_step(self, body: Callable[[], Awaitable[T]]) -> T:
+    async def run_step(
+        self, body: Callable[[], Awaitable[T]], *, generation: int | None = None
+    ) -> T:
         """``body`` as one step, to its end: a worker stopping (Faust cancels its agents) does
         not cut a step between its records and its acks; the step ends, its acks are taken by
-        the last commit. Under at-least-once, ``body`` as it is."""
+        the last commit. ``generation`` as for :meth:`step`. Under at-least-once, ``body`` as
+        it is."""
         if not self.exactly_once:
             return await body()
 
         async def whole() -> T:
-            async with self.step():
+            async with self.step(generation=generation):
                 return await body()
 
         return await asyncio.shield(asyncio.ensure_future(whole()))
@@ -207,11 +221,13 @@ class WorkerTransactions:
             raise TransactionFailed(f"The worker's transaction cannot commit: {error!r}")
 
     async def commit(self, offsets: Mapping[Any, int], group: GroupMetadata | None) -> bool:
-        """Commit the open transaction with ``offsets`` (called inside :meth:`exclusive`).
+        """Commit the open transaction with ``offsets`` (called inside :meth:`exclusive`);
+        ``group``: the consumer's group metadata now (``None`` without a consumer group).
 
         With offsets and no transaction open (a step that produced nothing), one is begun for
         them. Returns whether the offsets were committed; raises :class:`TransactionFailed`
-        after stopping the worker when the transaction could not commit.
+        after stopping the worker when the transaction could not commit, or must not: a step
+        failed in it, or it holds records processed in another generation of the group.
         """
         self._raise_if_failed()
         if self._open is None and not offsets:
@@ -220,6 +236,16 @@ class WorkerTransactions:
             raise ValueError("Offsets to commit without the consumer group's metadata")
         if self._spoiled is not None:
             failure = TransactionFailed(f"A step failed inside the transaction: {self._spoiled!r}")
+            await self.fail(failure)
+            raise failure
+        stale = self._stale_generations(group)
+        if stale:
+            now = group.generation_id if group is not None else None
+            failure = TransactionFailed(
+                f"The transaction holds records processed in generation {stale} of the consumer"
+                f" group, which is now at {now}: the worker lost its membership (paused past its"
+                " session timeout?) and its partitions may be another worker's; aborting"
+            )
             await self.fail(failure)
             raise failure
         opened = await self._begin()
@@ -240,6 +266,7 @@ class WorkerTransactions:
             await self.fail(failure)
             raise failure from exc
         self._open = None
+        self._generations.clear()
         self.commits += 1
         actions, self._after_commit = self._after_commit, {}
         for action in actions.values():
@@ -254,6 +281,7 @@ class WorkerTransactions:
             return
         self.failed = exc
         self._after_commit.clear()
+        self._generations.clear()
         opened, self._open = self._open, None
         if opened is not None and not opened.done():
             opened.set_exception(exc)
@@ -283,6 +311,10 @@ class WorkerTransactions:
                     raise failure from exc
                 self._open = asyncio.get_running_loop().create_future()
             return self._open
+
+    def _stale_generations(self, group: GroupMetadata | None) -> list[int]:
+        now = group.generation_id if group is not None else None
+        return sorted(g for g in self._generations if g != now)
 
     def _producer_now(self) -> Any:
         if self._producer is None:

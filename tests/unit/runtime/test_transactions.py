@@ -260,3 +260,42 @@ async def test_after_commit_actions_run_at_the_commit_and_are_dropped_on_abort()
         async with spoiled.exclusive():
             await spoiled.commit({("in", 0): 4}, GROUP)
     assert persisted == [9]
+
+
+async def test_stream_steps_commit_only_in_the_generation_they_were_fetched_in() -> None:
+    producer, failures = FakeProducer(), list[BaseException]()
+    txns = transactions(producer, failures)
+    async with txns.step(generation=3):
+        pass
+    async with txns.exclusive():
+        assert await txns.commit({"tp": 10}, GROUP)  # GROUP is at generation 3
+    # A zombie: a step of generation 3 runs on after the member lost its membership and
+    # joined again (generation 5): its records may have been processed by their new owner.
+    async with txns.step(generation=3):
+        pass
+    async with txns.exclusive():
+        with pytest.raises(TransactionFailed, match=r"generation \[3\].*now at 5"):
+            await txns.commit({"tp": 20}, GroupMetadata("app", 5, "member-2"))
+    assert producer.journal == ["begin", ("offsets", {"tp": 10}, 3), "commit", "begin", "abort"]
+    assert len(failures) == 1
+
+
+async def test_a_commit_without_offsets_checks_the_generation_too() -> None:
+    """The revoke of a member that lost its membership has no assignment left to commit: the
+    open transaction must not commit its stream steps' records without their offsets."""
+    producer, failures = FakeProducer(), list[BaseException]()
+    txns = transactions(producer, failures)
+    async with txns.step(generation=2):
+        pass
+    async with txns.exclusive():
+        with pytest.raises(TransactionFailed):
+            await txns.commit({}, GroupMetadata("app", -1, ""))
+    assert producer.journal == ["begin", "abort"]
+    # A published event's step (no generation) commits in any generation.
+    producer2, failures2 = FakeProducer(), list[BaseException]()
+    txns2 = transactions(producer2, failures2)
+    async with txns2.step():
+        pass
+    async with txns2.exclusive():
+        await txns2.commit({}, GroupMetadata("app", -1, ""))
+    assert producer2.journal == ["begin", "commit"] and not failures2
