@@ -61,7 +61,6 @@ class Outcome:
     duration_s: float = 0.0
     duplicate_bound: int = 0
     #: An open defect that leaves duplicates in this scenario: reported, not failed.
-    known_duplicates: str | None = None
     faults: int = 0
     notes: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
@@ -133,17 +132,14 @@ async def _dead_lettered(
 
 
 def _judge_duplicates(outcome: Outcome) -> None:
-    """Duplicates over the bound fail the outcome, unless an open defect names them."""
+    """Duplicates over the bound fail the outcome."""
     if outcome.duplicated <= outcome.duplicate_bound:
         return
     found = (
         f"{outcome.duplicated} duplicates (enriched {outcome.enriched_duplicates}, dlq "
         f"{outcome.dlq_duplicates}), more than the bound {outcome.duplicate_bound}"
     )
-    if outcome.known_duplicates is None:
-        outcome.problems.append(found)
-    else:
-        outcome.notes.append(f"KNOWN DEFECT, not failed: {found} ({outcome.known_duplicates})")
+    outcome.problems.append(found)
 
 
 async def check(

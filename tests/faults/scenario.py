@@ -58,14 +58,6 @@ def sized(short: Size, soak: Size, *, slow: bool = False) -> list[Any]:
     ]
 
 
-#: The open defect of issue 18: a worker handing partitions over (a worker killed, a zombie
-#: fenced) sometimes leaves a few records processed twice for read_committed readers.
-HANDOVER_DUPLICATES = (
-    "open, issue 18: a few records processed around a partition handover reach read_committed"
-    " readers twice"
-)
-
-
 #: For a scenario of one size (a few hundred to a thousand events, well under a minute):
 #: ``exactly_once`` in CI, ``at_least_once`` too in the soak (``-m soak``), so the CI time of
 #: these five scenarios does not double.
@@ -126,14 +118,10 @@ class Scenario:
         *,
         duplicate_bound: int = 0,
         timeout_s: float = 180.0,
-        known_duplicates: str | None = None,
     ) -> Outcome:
         """Check the outcome, add it to the summary, and fail the test on any problem.
 
         ``duplicate_bound`` is the scenario's at-least-once bound; under exactly_once it is 0.
-        ``known_duplicates`` names an open defect that leaves duplicates under exactly_once in
-        this scenario: they are reported in the summary, every other check still fails the
-        test (missing events, rows, dead letters, tables).
         """
         if self._producer is not None:
             await self._producer
@@ -144,7 +132,6 @@ class Scenario:
             guarantee=self.guarantee,
             duplicate_bound=duplicate_bound,
             faults=self.faults,
-            known_duplicates=known_duplicates if self.guarantee == EXACTLY_ONCE else None,
         )
         try:
             await checks.check(

@@ -22,7 +22,7 @@ import pytest
 
 from tests.faults.conftest import Workers
 from tests.faults.probes import assigned_partitions, wait_for
-from tests.faults.scenario import HANDOVER_DUPLICATES, Scenario, Size, sized
+from tests.faults.scenario import Scenario, Size, sized
 
 pytestmark = pytest.mark.faults
 
@@ -110,7 +110,5 @@ async def test_partitions_move_to_the_survivor_and_back(
     # the two rebalances (Faust's are eager: every partition of every member is revoked and
     # assigned again, so each member replays its own uncommitted window too).
     bound = kill_bound(3, size, window_s=3.0)
-    result = await run.verdict(
-        [first.url, second.url], duplicate_bound=bound, known_duplicates=HANDOVER_DUPLICATES
-    )
+    result = await run.verdict([first.url, second.url], duplicate_bound=bound)
     result.notes.append(f"partitions on the survivor: {shared} -> {alone} -> {back}")
