@@ -81,9 +81,11 @@ class WorkerTransactions:
         #: produced records it will never ack, which must not become visible without their
         #: offsets (they would be read again and produced again: duplicates).
         self._spoiled: BaseException | None = None
-        #: What is done once the open transaction commits (a changelog partition's persisted
-        #: offset: recovery starts there, so it must never be ahead of what was committed).
+        #: What is done once the open transaction commits (a table store's writes and its
+        #: changelog partitions' persisted offsets: recovery starts there, so they must never
+        #: be ahead of what was committed), and what is done instead when it aborts.
         self._after_commit: dict[Hashable, Callable[[], None]] = {}
+        self._after_abort: dict[Hashable, Callable[[], None]] = {}
         self.commits = 0
 
     def bind(
@@ -179,10 +181,19 @@ class WorkerTransactions:
 
         return asyncio.ensure_future(committed())
 
-    def after_commit(self, key: Hashable, action: Callable[[], None]) -> None:
-        """Run ``action`` once the open transaction commits; a later action for the same
-        ``key`` replaces an earlier one. Dropped if the transaction aborts."""
+    def after_commit(
+        self,
+        key: Hashable,
+        action: Callable[[], None],
+        on_abort: Callable[[], None] | None = None,
+    ) -> None:
+        """Run ``action`` once the open transaction commits, or ``on_abort`` (if given) when it
+        aborts instead; a later action for the same ``key`` replaces an earlier one."""
         self._after_commit[key] = action
+        if on_abort is not None:
+            self._after_abort[key] = on_abort
+        else:
+            self._after_abort.pop(key, None)
 
     async def committed(self, opened: asyncio.Future[None] | None) -> None:
         """Wait until the transaction a step produced in has committed (raises if it aborted)."""
@@ -241,7 +252,7 @@ class WorkerTransactions:
             raise failure from exc
         self._open = None
         self.commits += 1
-        actions, self._after_commit = self._after_commit, {}
+        actions, self._after_commit, self._after_abort = self._after_commit, {}, {}
         for action in actions.values():
             action()
         if not opened.done():
@@ -253,7 +264,10 @@ class WorkerTransactions:
         if self.failed is not None:
             return
         self.failed = exc
+        aborted, self._after_abort = self._after_abort, {}
         self._after_commit.clear()
+        for action in aborted.values():
+            action()
         opened, self._open = self._open, None
         if opened is not None and not opened.done():
             opened.set_exception(exc)
