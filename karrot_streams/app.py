@@ -128,7 +128,8 @@ def create_app(settings: Settings | None = None) -> KarrotApp:
     )
 
     async def stop_on_failed_transaction(exc: TransactionFailed) -> None:
-        # Its table stores may be ahead of the committed changelogs: the next run restores them.
+        # Its table stores drop the transaction's writes (runtime/transactional_store.py): the
+        # next run starts from what they hold and reads the committed changelogs after it.
         await app.crash(exc)
 
     app.transactions.bind(lambda: runtime.aiokafka_producer(app), stop_on_failed_transaction)

@@ -149,6 +149,12 @@ class TransactionalStore(RocksDBStore):
                     )
         super().revoke_partitions(table, tps)
 
+    async def stop(self) -> None:
+        # Faust stops the tables before the agents and the consumer: the last steps and the
+        # last commit (whose flush writes here) come after. Its store drops its databases here
+        # and reopens them on the next use; these stay open until the process ends.
+        self.logger.info("Stopping; databases kept open for the last commit")
+
     def reset_state(self) -> None:
         self.discard()
         super().reset_state()

@@ -14,11 +14,11 @@ steps whose records are in the transaction.
 
 The offsets go with the consumer's group metadata (KIP-447, :mod:`karrot_streams.runtime.kip447`):
 a worker that lost its partitions while it was paused (a zombie) cannot commit them, and its
-transaction aborts. Any failure of a transaction is final for this run of the worker: its table
-stores may hold updates whose changelog records were aborted, so the worker stops (without its
-clean-shutdown mark, :mod:`karrot_streams.runtime.state_marks`) and the next run restores its
-tables from the committed changelogs. PostgreSQL stays outside: its writes are idempotent by
-event id and status only moves forward.
+transaction aborts. Any failure of a transaction is final for this run of the worker: it aborts
+and stops, and its table stores drop the transaction's writes, which they hold until a commit
+(:mod:`karrot_streams.runtime.transactional_store`); the next run starts from its stores and
+the committed changelogs. PostgreSQL stays outside: its writes are idempotent by event id and
+status only moves forward.
 """
 
 from __future__ import annotations
@@ -101,11 +101,6 @@ class WorkerTransactions:
     def open(self) -> bool:
         """A transaction is open: records were sent in it since the last commit."""
         return self._open is not None
-
-    @property
-    def clean(self) -> bool:
-        """No transaction open and none failed: the table stores hold only committed writes."""
-        return self.failed is None and self._open is None
 
     @asynccontextmanager
     async def step(self, *, spoils: bool = True) -> AsyncIterator[asyncio.Future[None] | None]:

@@ -455,6 +455,7 @@ def test_the_transactional_store_overrides_faust_rocksdb_store_where_it_reads_an
         assert "and not self.table.use_partitioner" in source
         assert "partition = event.message.partition" in source
     assert "self._dbs[self._key_index[key]]" in inspect.getsource(RocksStore._dbs_for_key)
+    assert "self._dbs.clear()" in inspect.getsource(RocksStore.stop)  # kept open instead
     assert "self.data.pop(key_to_remove, None)" in inspect.getsource(Collection._del_old_keys)
     internals.register_store("karrot-shape", "faust.stores.memory:Store")
     try:

@@ -291,3 +291,15 @@ def test_the_store_needs_rocksdict_write_batches(tmp_path: Path) -> None:
     assert db[b"k"] == b"v"
     assert db[TransactionalStore.offset_key] == b"7"
     db.close()
+
+
+async def test_the_last_commit_after_the_tables_stopped_writes_to_the_same_databases(
+    app: Any, sellers: Any, broker: Broker
+) -> None:
+    async with app.transactions.step():
+        await ChangelogWrites(app, broker)([TableWrite(sellers, "s1", {"n": 1}, Event(0))])
+    db = sellers.data._db_for_partition(0)
+    await sellers.data.stop()  # Faust stops the tables before the consumer's last commit
+    await commit(app)
+    assert sellers.data._db_for_partition(0) is db
+    assert on_disk(sellers, "s1", 0) == b'{"n":1}'
