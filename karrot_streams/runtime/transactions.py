@@ -248,10 +248,22 @@ class WorkerTransactions:
         self._open = None
         self.commits += 1
         actions, self._after_commit, self._after_abort = self._after_commit, {}, {}
+        broken: Exception | None = None
         for action in actions.values():
-            action()
+            try:
+                action()
+            except Exception as exc:  # noqa: BLE001  the others still run; the worker stops below
+                broken = broken or exc
         if not opened.done():
             opened.set_result(None)
+        if broken is not None:
+            # Committed, but a table store could not take its writes (a disk error): what it
+            # holds stays consistent with its changelog, but this run's view of it is lost.
+            failure = TransactionFailed(
+                f"Committed, but what follows the commit failed: {broken!r}"
+            )
+            await self.fail(failure)
+            raise failure from broken
         return bool(offsets)
 
     async def fail(self, exc: TransactionFailed) -> None:

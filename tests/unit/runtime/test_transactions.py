@@ -276,3 +276,24 @@ async def test_what_waits_for_the_commit_is_done_or_undone_with_the_transaction(
         txns.after_commit("b", lambda: done.append("b committed"), lambda: done.append("b undone"))
     await txns.fail(TransactionFailed("fenced"))
     assert done == ["a committed", "b undone"]
+
+
+async def test_an_action_after_the_commit_that_fails_stops_the_worker_after_the_others_ran() -> (
+    None
+):
+    producer, failures = FakeProducer(), list[BaseException]()
+    txns = transactions(producer, failures)
+    done: list[str] = []
+
+    def broken() -> None:
+        raise OSError("disk full")
+
+    async with txns.step() as opened:
+        txns.after_commit("a", broken)
+        txns.after_commit("b", lambda: done.append("b committed"))
+    with pytest.raises(TransactionFailed):
+        async with txns.exclusive():
+            await txns.commit({}, None)
+    assert done == ["b committed"]
+    assert opened is not None and opened.result() is None  # the records did commit
+    assert len(failures) == 1
