@@ -7,8 +7,8 @@ is SIGKILLed and started again the same way. For each restart:
 
 * the other worker sees no rebalance (its ``karrot_rebalances_total`` does not move) and its
   commits do not pause (the largest ``karrot_last_commit_age_seconds`` it reports from the
-  signal until the restarted worker is healthy, against the same before; the same while the
-  restarted worker drains what waited for it is reported: a busy machine shows there);
+  signal until the restarted worker is healthy, and while the restarted worker then drains
+  what waited for it; the same before the signal for comparison);
 * the restarted worker does not replay its changelogs: it resumes from its RocksDB stores (under
   exactly-once they hold committed writes only, runtime/transactional_store.py), and its
   ``karrot_changelog_records_read_total{replica="active"}`` counts what recovery read, printed
@@ -42,12 +42,12 @@ pytestmark = pytest.mark.faults
 
 #: Long enough for a worker to stop and start again on this machine (the chart's default is 60 s).
 SESSION_TIMEOUT_S = 30
-#: The survivor commits every commit interval (0.1 s) under steady traffic: its largest commit
-#: age stays under half a second in most runs. A rebalance would stop it for the join and the
-#: sync, the revocation of every partition (Faust's assignor is eager) and the recovery of what
-#: moved. On this 2-core machine shared with other stacks, a few SIGKILL runs saw 3-4.5 s while
-#: the restarted worker booted (no rebalance: the counter stays); the bound leaves room for that.
-COMMIT_PAUSE_MAX_S = 8.0
+#: The survivor commits every commit interval (0.1 s) while traffic flows: its largest commit
+#: age stays well under a second. A rebalance would stop it for the join and the sync, the
+#: revocation of every partition (Faust's assignor is eager) and the recovery of what moved.
+#: Once the traffic has ended the age only grows (nothing to commit): the traffic is sized to
+#: outlast both restarts, and a restart that outlasts it is reported, not judged on its age.
+COMMIT_PAUSE_MAX_S = 3.0
 
 
 async def metric(url: str, name: str, **labels: str) -> float:
@@ -115,6 +115,8 @@ class Restart:
     commit_age_catching_up_s: float
     ready_s: float
     away_s: float
+    #: The producer was still sending when the last window closed (else ages say nothing).
+    traffic_flowing: bool
     records_read: int
     standby_records_read: int
     changelog_offsets: int
@@ -129,6 +131,7 @@ class Restart:
             f" changelog records read {self.records_read} for its active partitions"
             f" ({self.standby_records_read} for standbys) of {self.changelog_offsets}"
             " changelog offsets"
+            + ("" if self.traffic_flowing else " (traffic had ended: commit ages not judged)")
         )
 
 
@@ -150,8 +153,9 @@ async def restart(
     survivor: WorkerProcess,
     leaving: WorkerProcess,
     static: dict[str, str],
+    producing: asyncio.Task[float],
 ) -> tuple[WorkerProcess, Restart]:
-    age_before, _ = await largest_commit_age(survivor.url, asyncio.sleep(4))
+    age_before, _ = await largest_commit_age(survivor.url, asyncio.sleep(3))
     rebalances = await metric(survivor.url, "karrot_rebalances_total")
     signalled = time.monotonic()
 
@@ -166,7 +170,8 @@ async def restart(
     away_s = time.monotonic() - signalled
     run.fault_over()
     # The survivor goes on while the restarted worker drains what waited for it.
-    age_catching_up, _ = await largest_commit_age(survivor.url, asyncio.sleep(5))
+    age_catching_up, _ = await largest_commit_age(survivor.url, asyncio.sleep(4))
+    flowing = not producing.done()
     figures = Restart(
         how=how,
         rebalances_seen=int(await metric(survivor.url, "karrot_rebalances_total") - rebalances),
@@ -175,6 +180,7 @@ async def restart(
         commit_age_catching_up_s=age_catching_up,
         ready_s=round(ready_s, 1),
         away_s=round(away_s, 1),
+        traffic_flowing=flowing,
         records_read=int(
             await metric(back.url, "karrot_changelog_records_read_total", replica="active")
         ),
@@ -188,7 +194,7 @@ async def restart(
 
 
 @pytest.mark.parametrize(
-    ("size", "guarantee"), sized(Size(count=2400, rate=60), Size(count=9000, rate=100), slow=True)
+    ("size", "guarantee"), sized(Size(count=2400, rate=40), Size(count=9000, rate=100), slow=True)
 )
 async def test_static_members_restart_without_rebalance_or_replay(
     size: Size, guarantee: str, scenario: Callable[[str], Scenario], workers: Workers
@@ -209,11 +215,12 @@ async def test_static_members_restart_without_rebalance_or_replay(
 
         assert await wait_for(owned, bool, timeout_s=60), f"{url} never got partitions"
     run.watch_commits()
-    run.produce(run.traffic(size), size.rate)
+    # 60 s of traffic in CI: a restart's windows take 20-30 s here.
+    producing = run.produce(run.traffic(size), size.rate)
     await asyncio.sleep(3)
     restarts: list[Restart] = []
     for how in ("SIGTERM", "SIGKILL"):
-        leaving, figures = await restart(how, run, workers, survivor, leaving, static)
+        leaving, figures = await restart(how, run, workers, survivor, leaving, static, producing)
         restarts.append(figures)
     # Under at_least_once (the soak) the SIGKILL replays up to a commit interval of output,
     # as in test_workers.py; under exactly_once the verdict allows none.
@@ -223,7 +230,9 @@ async def test_static_members_restart_without_rebalance_or_replay(
     result.notes.extend(figures.line() for figures in restarts)
     for figures in restarts:
         assert figures.rebalances_seen == 0, figures.line()
-        assert figures.commit_age_away_s <= max(COMMIT_PAUSE_MAX_S, figures.commit_age_before_s)
+        if figures.traffic_flowing:
+            paused = max(figures.commit_age_away_s, figures.commit_age_catching_up_s)
+            assert paused <= COMMIT_PAUSE_MAX_S, figures.line()
         # Resumed from its stores: at most the records of the commits it had not flushed, far
         # from the changelogs' size.
         assert figures.records_read * 10 < figures.changelog_offsets, figures.line()
