@@ -18,7 +18,7 @@ from karrot_streams.provision import dead_letter_limits
 from karrot_streams.redaction import install_log_redaction
 from karrot_streams.resources import Resources
 from karrot_streams.runtime import internals as runtime
-from karrot_streams.runtime import state_marks
+from karrot_streams.runtime import state_marks, transactional_store
 from karrot_streams.runtime.recovery import BulkTableManager
 from karrot_streams.runtime.transactions import TransactionFailed, WorkerTransactions
 from karrot_streams.serving import check_serving
@@ -45,6 +45,7 @@ def group_id(settings: Settings) -> str:
 def create_app(settings: Settings | None = None) -> KarrotApp:
     settings = settings or Settings()
     codec.register()  # before Faust encodes a key: see tables/codec.py
+    transactional_store.register()  # before a table makes its store
     logs.setup(settings)  # before the app reads its settings: Faust's worker applies the format
     tracing.setup(settings)  # batch spans exported only with KARROT_OTEL_ENDPOINT
     install_log_redaction()
@@ -61,7 +62,9 @@ def create_app(settings: Settings | None = None) -> KarrotApp:
         group_id(settings),
         broker=f"kafka://{kafka.bootstrap}",
         broker_credentials=kafka.faust_credentials(),
-        store="rocksdb://",  # Faust picks rocksdict when it is installed
+        # Faust's RocksDB store (rocksdict) whose writes wait for the worker's transaction to
+        # commit under exactly-once (runtime/transactional_store.py).
+        store=f"{transactional_store.SCHEME}://",
         datadir=str(settings.data_dir),
         web_host=settings.web_host,
         web_port=settings.web_port,
@@ -125,7 +128,8 @@ def create_app(settings: Settings | None = None) -> KarrotApp:
     )
 
     async def stop_on_failed_transaction(exc: TransactionFailed) -> None:
-        # Its table stores may be ahead of the committed changelogs: the next run restores them.
+        # Its table stores drop the transaction's writes (runtime/transactional_store.py): the
+        # next run starts from what they hold and reads the committed changelogs after it.
         await app.crash(exc)
 
     app.transactions.bind(lambda: runtime.aiokafka_producer(app), stop_on_failed_transaction)

@@ -6,7 +6,6 @@ importing ``app.py`` (which builds the app from them).
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import faust
@@ -14,7 +13,6 @@ import faust
 from karrot_streams.connections import check_kafka, kafka_connection
 from karrot_streams.peer_auth import PeerAuth
 from karrot_streams.resources import Resources
-from karrot_streams.runtime import state_marks
 from karrot_streams.runtime.transactions import WorkerTransactions
 from karrot_streams.runtime.transport import worker_transport
 from karrot_streams.serving import check_serving
@@ -51,14 +49,4 @@ class KarrotApp(faust.App):
         # A wrong password or an untrusted certificate stops the worker here, with the
         # variables to fix, instead of every client retrying "Unable to bootstrap" forever.
         await check_kafka(kafka_connection(settings))
-        if self.transactions.exactly_once:
-            # Before any table store opens: a store the last run may have left ahead of its
-            # committed changelog is restored from the changelog instead (state_marks.py).
-            state_marks.take_clean_mark(settings.data_dir, Path(self.conf.tabledir))
         await super().on_first_start()
-
-    async def on_shutdown(self) -> None:
-        await super().on_shutdown()
-        # After every child (agents, consumer, producer) stopped: the last commit is behind us.
-        if self.transactions.exactly_once and self.transactions.clean:
-            state_marks.leave_clean_mark(self.resources.settings.data_dir)

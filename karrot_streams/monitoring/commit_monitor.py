@@ -16,7 +16,7 @@ from aiokafka.errors import IllegalStateError
 from faust.exceptions import ConsumerNotStarted
 from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from prometheus_client import CollectorRegistry
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from karrot_streams.runtime import internals
@@ -118,7 +118,7 @@ class WorkerCollector(Collector):
         # Empty: registering must not call collect() before the app has a consumer.
         return []
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[Metric]:
         now = time.monotonic()
         monitor = self._monitor
         since = monitor.last_commit_at if monitor.last_commit_at is not None else monitor.started_at
@@ -149,6 +149,21 @@ class WorkerCollector(Collector):
         )
         took.add_metric([], max(0.0, now - monitor.rebalance_started_at) if recovering else 0.0)
         yield took
+        recovery = self._app.tables.recovery
+        read = CounterMetricFamily(
+            "karrot_changelog_records_read",
+            "Changelog records applied to the tables since start: recovery of the active"
+            " partitions, and the standbys' copies.",
+            labels=["replica"],
+        )
+        read.add_metric(["active"], getattr(recovery, "active_records_read", 0))
+        read.add_metric(["standby"], getattr(recovery, "standby_records_read", 0))
+        yield read
+        rebalances = CounterMetricFamily(
+            "karrot_rebalances", "Rebalances of the group this worker took part in since start."
+        )
+        rebalances.add_metric([], self._app.rebalancing_count)
+        yield rebalances
 
     def _lag(self) -> dict[tuple[str, int], float]:
         try:

@@ -19,6 +19,7 @@ from aiokafka.client import CoordinationType
 from aiokafka.producer import sender as aiokafka_sender
 from aiokafka.producer.transaction_manager import TransactionState
 from aiokafka.structs import OffsetAndMetadata, TopicPartition
+from faust import stores as faust_stores
 from faust.streams import _current_event
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
@@ -270,6 +271,12 @@ def store_put(table: Any, key: bytes, value: bytes | None) -> None:
 def track_key_expiry(table: Any, key: Any, partition: int) -> None:
     """What a windowed table's ``on_key_set`` records so its expired windows are deleted."""
     table._maybe_set_key_ttl(key, partition)
+
+
+def register_store(scheme: str, target: str) -> None:
+    """Make ``{scheme}://`` (a table's ``store`` URL) name the store class ``target``
+    (``module:Class``): an entry of Faust's store registry, as ``rocksdb`` names its own."""
+    faust_stores.STORES[scheme] = target
 
 
 def persist_changelog_offset(table: Any, tp: TP, offset: int) -> None:

@@ -96,6 +96,10 @@ class BulkRecovery(Recovery):
         self.stale_records = 0
         #: Records taken though neither older nor newer than their key's value, since start.
         self.conflicting_records = 0
+        #: Changelog records taken for active partitions (their recovery) and for standbys,
+        #: since start: what a restart on its volume did not have to read again.
+        self.active_records_read = 0
+        self.standby_records_read = 0
         # The manager's own dict, not a copy: a table declared after the recovery was built
         # still gets its judge.
         self._judges: dict[Any, Judge] = (
@@ -143,7 +147,7 @@ class BulkRecovery(Recovery):
         tp_to_table = self.tp_to_table
         buffers = self.buffers
         sizes = self.buffer_sizes
-        active_taken = 0
+        active_taken = taken = 0
         for event in run:
             message = event.message
             tp = message.tp
@@ -177,6 +181,9 @@ class BulkRecovery(Recovery):
                 buffer.clear()
                 self._last_flush_at = now
             active_taken += is_active
+            taken += 1
+        self.active_records_read += active_taken
+        self.standby_records_read += taken - active_taken
         if active_taken:
             # Faust's remaining-time estimate averages per-record times: this run's, each.
             done = monotonic()

@@ -14,11 +14,11 @@ steps whose records are in the transaction.
 
 The offsets go with the consumer's group metadata (KIP-447, :mod:`karrot_streams.runtime.kip447`):
 a worker that lost its partitions while it was paused (a zombie) cannot commit them, and its
-transaction aborts. Any failure of a transaction is final for this run of the worker: its table
-stores may hold updates whose changelog records were aborted, so the worker stops (without its
-clean-shutdown mark, :mod:`karrot_streams.runtime.state_marks`) and the next run restores its
-tables from the committed changelogs. PostgreSQL stays outside: its writes are idempotent by
-event id and status only moves forward.
+transaction aborts. Any failure of a transaction is final for this run of the worker: it aborts
+and stops, and its table stores drop the transaction's writes, which they hold until a commit
+(:mod:`karrot_streams.runtime.transactional_store`); the next run starts from its stores and
+the committed changelogs. PostgreSQL stays outside: its writes are idempotent by event id and
+status only moves forward.
 """
 
 from __future__ import annotations
@@ -81,9 +81,11 @@ class WorkerTransactions:
         #: produced records it will never ack, which must not become visible without their
         #: offsets (they would be read again and produced again: duplicates).
         self._spoiled: BaseException | None = None
-        #: What is done once the open transaction commits (a changelog partition's persisted
-        #: offset: recovery starts there, so it must never be ahead of what was committed).
+        #: What is done once the open transaction commits (a table store's writes and its
+        #: changelog partitions' persisted offsets: recovery starts there, so they must never
+        #: be ahead of what was committed), and what is done instead when it aborts.
         self._after_commit: dict[Hashable, Callable[[], None]] = {}
+        self._after_abort: dict[Hashable, Callable[[], None]] = {}
         #: The consumer group generations whose records the open transaction's steps processed.
         #: It commits only in that generation: a member that lost its membership (a zombie,
         #: paused past its session) and joined again may no longer own those partitions, and
@@ -104,11 +106,6 @@ class WorkerTransactions:
     def open(self) -> bool:
         """A transaction is open: records were sent in it since the last commit."""
         return self._open is not None
-
-    @property
-    def clean(self) -> bool:
-        """No transaction open and none failed: the table stores hold only committed writes."""
-        return self.failed is None and self._open is None
 
     @asynccontextmanager
     async def step(
@@ -193,10 +190,19 @@ class WorkerTransactions:
 
         return asyncio.ensure_future(committed())
 
-    def after_commit(self, key: Hashable, action: Callable[[], None]) -> None:
-        """Run ``action`` once the open transaction commits; a later action for the same
-        ``key`` replaces an earlier one. Dropped if the transaction aborts."""
+    def after_commit(
+        self,
+        key: Hashable,
+        action: Callable[[], None],
+        on_abort: Callable[[], None] | None = None,
+    ) -> None:
+        """Run ``action`` once the open transaction commits, or ``on_abort`` (if given) when it
+        aborts instead; a later action for the same ``key`` replaces an earlier one."""
         self._after_commit[key] = action
+        if on_abort is not None:
+            self._after_abort[key] = on_abort
+        else:
+            self._after_abort.pop(key, None)
 
     async def committed(self, opened: asyncio.Future[None] | None) -> None:
         """Wait until the transaction a step produced in has committed (raises if it aborted)."""
@@ -268,11 +274,23 @@ class WorkerTransactions:
         self._open = None
         self._generations.clear()
         self.commits += 1
-        actions, self._after_commit = self._after_commit, {}
+        actions, self._after_commit, self._after_abort = self._after_commit, {}, {}
+        broken: Exception | None = None
         for action in actions.values():
-            action()
+            try:
+                action()
+            except Exception as exc:  # noqa: BLE001  the others still run; the worker stops below
+                broken = broken or exc
         if not opened.done():
             opened.set_result(None)
+        if broken is not None:
+            # Committed, but a table store could not take its writes (a disk error): what it
+            # holds stays consistent with its changelog, but this run's view of it is lost.
+            failure = TransactionFailed(
+                f"Committed, but what follows the commit failed: {broken!r}"
+            )
+            await self.fail(failure)
+            raise failure from broken
         return bool(offsets)
 
     async def fail(self, exc: TransactionFailed) -> None:
@@ -280,8 +298,11 @@ class WorkerTransactions:
         if self.failed is not None:
             return
         self.failed = exc
+        aborted, self._after_abort = self._after_abort, {}
         self._after_commit.clear()
         self._generations.clear()
+        for action in aborted.values():
+            action()
         opened, self._open = self._open, None
         if opened is not None and not opened.done():
             opened.set_exception(exc)

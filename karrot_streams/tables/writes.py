@@ -5,7 +5,9 @@ changelog record in its producer buffer's task) and sends the record through a `
 and the sensors: 70-140 µs per write measured (issue 11). Here a step's writes are encoded once
 with the store's own encoders, put into the store, and their changelog records sent together
 through the batch producer to the partitions Faust would choose (the key's event's), then the
-recovery's start offsets are moved as Faust's ``_on_changelog_sent`` moves them. The step
+recovery's start offsets are moved as Faust's ``_on_changelog_sent`` moves them. Under
+exactly-once the worker's store (runtime/transactional_store.py) keeps the values and the
+offsets until the transaction commits, and writes them to RocksDB together. The step
 returns once the broker has every record: before the facts are acked, so before their commit.
 
 The bytes are Faust's: the same key and value encoders, the same changelog topic and partition,
@@ -23,6 +25,7 @@ from faust.types import TP
 
 from karrot_streams.runtime import internals
 from karrot_streams.runtime.producer import BatchProducer, Placed
+from karrot_streams.runtime.transactional_store import TransactionalStore
 from karrot_streams.runtime.transactions import transactions_of
 
 
@@ -79,16 +82,19 @@ class ChangelogWrites:
         await self._send_placed(records, acked)
         transactions = transactions_of(self._app)
         for (topic, partition), offset in acked.items():
-            persist = partial(
-                internals.persist_changelog_offset, owners[topic], TP(topic, partition), offset
-            )
-            if transactions.exactly_once:
+            table = owners[topic]
+            tp = TP(topic, partition)
+            if isinstance(table.data, TransactionalStore):
+                # Under exactly-once, with the step's values at the commit, in one batch.
+                table.data.persist_on_commit(tp, offset)
+            elif transactions.exactly_once:
                 # Recovery starts after the persisted offset and reads read_committed: an offset
                 # of a record not yet committed is past what it can read (Faust's recovery then
                 # stops with a ConsistencyError), and lost if the transaction aborts.
+                persist = partial(internals.persist_changelog_offset, table, tp, offset)
                 transactions.after_commit(("changelog", topic, partition), persist)
             else:
-                persist()
+                internals.persist_changelog_offset(table, tp, offset)
 
 
 def placed_sender(

@@ -167,6 +167,9 @@ class Workers:
         self.started: list[WorkerProcess] = []
 
     def start(self, name: str, *, data: str | None = None, **extra: str) -> WorkerProcess:
+        """A worker; ``data`` names its data directory (default: its own). A
+        ``KARROT_WEB_PORT`` in ``extra`` keeps a restarted worker's URL (default: a free port)."""
+        port = extra.get("KARROT_WEB_PORT")
         worker = WorkerProcess(
             app_id=self.app_id,
             data_dir=self.root / (data or name),
@@ -174,6 +177,8 @@ class Workers:
             extra_env={**self.env, **FAST_REBALANCE, **extra},
             from_end=False,  # the fixture placed the new group at the end already
         )
+        if port is not None:
+            worker.port = int(port)
         worker.start()
         self.started.append(worker)
         return worker

@@ -171,6 +171,7 @@ async def test_image_runs_init_and_a_worker_that_stops_cleanly_on_sigterm(
     # group is empty at once: the worker left it, no member waits out the session timeout.
     assert await committed(settings.kafka_bootstrap, app_id) == produced_to
     assert await group_state(settings.kafka_bootstrap, app_id) == ("Empty", 0)
-    # A clean stop marks its stores as trustworthy: the next run keeps them (state_marks.py).
-    assert (data / "clean-stop").exists()
+    # The volume keeps the worker's transactional id (and its table stores, kept however it
+    # stops: runtime/transactional_store.py).
+    assert (data / "transactional-id").exists()
     print(f"container worker stopped in {stopped_s:.1f}s after SIGTERM, exit 0")

@@ -465,3 +465,53 @@ async def test_acks_are_kept_for_the_apps_revoke_and_forgotten_after() -> None:
     assert tp not in consumer._acked_index
     assert consumer._acked[other] == [9]  # a partition kept is left as it was
     assert consumer._on_partitions_revoked is app_revoke
+
+
+def test_the_transactional_store_overrides_faust_rocksdb_store_where_it_reads_and_writes() -> None:
+    """runtime/transactional_store.py overrides the byte-level methods of Faust's RocksDB store
+    and uses its per-partition databases, key index and active-partition filter; Faust's
+    window expiry deletes through the store; ``register_store`` adds to Faust's registry."""
+    from faust import stores  # noqa: PLC0415  only this test needs them
+    from faust.stores.base import SerializedStore  # noqa: PLC0415
+    from faust.stores.memory import Store as MemoryStore  # noqa: PLC0415
+    from faust.stores.rocksdb import Store as RocksStore  # noqa: PLC0415
+
+    for name in (
+        "_get",
+        "_set",
+        "_del",
+        "_contains",
+        "_iterkeys",
+        "_itervalues",
+        "_iteritems",
+        "_size",
+    ):
+        assert name in SerializedStore.__abstractmethods__, name
+        assert name in vars(RocksStore), name
+    init = inspect.getsource(RocksStore.__init__)
+    assert "self._dbs = {}" in init
+    assert "self._key_index = LRUCache(" in init
+    assert list(inspect.signature(RocksStore.revoke_partitions).parameters) == [
+        "self",
+        "table",
+        "tps",
+    ]
+    assert "self._dbs.pop(tp.partition, None)" in inspect.getsource(RocksStore.revoke_partitions)
+    for name in ("_dbs_for_actives", "_visible_items", "_visible_keys", "reset_state"):
+        assert callable(getattr(RocksStore, name)), name
+    assert "self.offset_key" in inspect.getsource(RocksStore.set_persisted_offset)
+    assert "self.offset_key" in inspect.getsource(RocksStore.persisted_offset)
+    # The partition a read goes to, which the buffer's reads repeat.
+    for method in (RocksStore._get, RocksStore._contains):
+        source = inspect.getsource(method)
+        assert "and not self.table.is_global" in source
+        assert "and not self.table.use_partitioner" in source
+        assert "partition = event.message.partition" in source
+    assert "self._dbs[self._key_index[key]]" in inspect.getsource(RocksStore._dbs_for_key)
+    assert "self._dbs.clear()" in inspect.getsource(RocksStore.stop)  # kept open instead
+    assert "self.data.pop(key_to_remove, None)" in inspect.getsource(Collection._del_old_keys)
+    internals.register_store("karrot-shape", "faust.stores.memory:Store")
+    try:
+        assert stores.by_url("karrot-shape://") is MemoryStore
+    finally:
+        del stores.STORES.aliases["karrot-shape"]

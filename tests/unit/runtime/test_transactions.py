@@ -164,7 +164,7 @@ async def test_a_failed_commit_aborts_stops_the_worker_and_refuses_later_steps()
     with pytest.raises(TransactionFailed):
         async with txns.step():
             pass
-    assert not txns.clean
+    assert txns.failed is not None
 
 
 async def test_a_producer_in_error_is_reported_before_a_send() -> None:
@@ -190,7 +190,8 @@ async def test_at_least_once_has_no_gate_and_no_transaction() -> None:
         return acked
 
     assert await (await txns.produce(send)) == 7
-    assert txns.clean
+    assert txns.failed is None
+    assert not txns.open
 
 
 async def test_a_step_that_raised_spoils_the_transaction() -> None:
@@ -299,3 +300,39 @@ async def test_a_commit_without_offsets_checks_the_generation_too() -> None:
     async with txns2.exclusive():
         await txns2.commit({}, GroupMetadata("app", -1, ""))
     assert producer2.journal == ["begin", "commit"] and not failures2
+
+
+async def test_what_waits_for_the_commit_is_done_or_undone_with_the_transaction() -> None:
+    producer, failures = FakeProducer(), list[BaseException]()
+    txns = transactions(producer, failures)
+    done: list[str] = []
+    async with txns.step():
+        txns.after_commit("a", lambda: done.append("a committed"), lambda: done.append("a undone"))
+    async with txns.exclusive():
+        await txns.commit({}, None)
+    assert done == ["a committed"]
+    async with txns.step():
+        txns.after_commit("b", lambda: done.append("b committed"), lambda: done.append("b undone"))
+    await txns.fail(TransactionFailed("fenced"))
+    assert done == ["a committed", "b undone"]
+
+
+async def test_an_action_after_the_commit_that_fails_stops_the_worker_after_the_others_ran() -> (
+    None
+):
+    producer, failures = FakeProducer(), list[BaseException]()
+    txns = transactions(producer, failures)
+    done: list[str] = []
+
+    def broken() -> None:
+        raise OSError("disk full")
+
+    async with txns.step() as opened:
+        txns.after_commit("a", broken)
+        txns.after_commit("b", lambda: done.append("b committed"))
+    with pytest.raises(TransactionFailed):
+        async with txns.exclusive():
+            await txns.commit({}, None)
+    assert done == ["b committed"]
+    assert opened is not None and opened.result() is None  # the records did commit
+    assert len(failures) == 1
