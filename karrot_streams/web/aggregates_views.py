@@ -15,7 +15,9 @@ from karrot_streams.tables import aggregates as agg
 from karrot_streams.tables.declarations import DAY, HOUR
 from karrot_streams.tables.facts import CURRENCY
 from karrot_streams.tables.windows import counted, recent_windows, span
+from karrot_streams.web.http import models
 from karrot_streams.web.http.errors import BadRequest
+from karrot_streams.web.http.operations import Answer, Operation, declare
 from karrot_streams.web.http.responses import json_response
 from karrot_streams.web.owner_forwarding import answer_from_owner, gather_from_peers
 from karrot_streams.web.view import ApiView
@@ -33,6 +35,14 @@ def _required(value: str, name: str) -> str:
 class CategoriesView(ApiView):
     """``GET /api/v1/categories``: this worker's categories, and its peers' (one hop)."""
 
+    operations = declare(
+        get=Operation(
+            "Every category's aggregates",
+            {200: Answer("All categories", models.Categories)},
+            errors=(401, 503),
+        )
+    )
+
     async def get(self, request: web.Request) -> web.StreamResponse:
         table = self.aggregates.categories
         found = {key: agg.category_from(value, key).to_json() for key, value in list(table.items())}
@@ -44,6 +54,17 @@ class CategoriesView(ApiView):
 
 class CategoryView(ApiView):
     """``GET /api/v1/categories/{category}``: `{category, itemCount, ..., soldCount}`."""
+
+    operations = declare(
+        get=Operation(
+            "One category's aggregates (zero counts for one never seen)",
+            {200: Answer("The category", models.CategoryStats)},
+            errors=(400, 401, 404, 503),
+            path={
+                "category": {"description": "URL-encoded UTF-8, e.g. %EB%94%94... for 디지털기기"}
+            },
+        )
+    )
 
     async def get(self, request: web.Request, category: str) -> web.StreamResponse:
         key = _required(normalize_category(category), "category")
@@ -57,6 +78,17 @@ class CategoryView(ApiView):
 
 class CategoryHourlyView(ApiView):
     """``GET /api/v1/categories/{category}/hourly``: listings per hour, last seven days."""
+
+    operations = declare(
+        get=Operation(
+            "Listings per hour, the last seven days, oldest first",
+            {200: Answer("Hourly windows", models.CategoryHourly)},
+            errors=(400, 401, 404, 503),
+            path={
+                "category": {"description": "URL-encoded UTF-8, e.g. %EB%94%94... for 디지털기기"}
+            },
+        )
+    )
 
     async def get(self, request: web.Request, category: str) -> web.StreamResponse:
         key = _required(normalize_category(category), "category")
@@ -80,6 +112,15 @@ class CategoryHourlyView(ApiView):
 class SellerSalesView(ApiView):
     """``GET /api/v1/sellers/{seller_id}/sales``: completed sales and settlement."""
 
+    operations = declare(
+        get=Operation(
+            "A seller's completed sales and settlement",
+            {200: Answer("The seller", models.SellerSales)},
+            errors=(400, 401, 404, 503),
+            path={"sellerId": {"description": "The seller's id"}},
+        )
+    )
+
     async def get(self, request: web.Request, seller_id: str) -> web.StreamResponse:
         key = _required(seller_id, "sellerId")
         table = self.aggregates.sellers
@@ -92,6 +133,14 @@ class SellerSalesView(ApiView):
 
 class PaymentsDailyView(ApiView):
     """``GET /api/v1/payments/daily``: completed payment volume per UTC day, last 30 days."""
+
+    operations = declare(
+        get=Operation(
+            "Completed payment volume per UTC day, the last 30 days",
+            {200: Answer("Daily volume", models.PaymentsDaily)},
+            errors=(401, 503),
+        )
+    )
 
     async def get(self, request: web.Request) -> web.StreamResponse:
         table = self.aggregates.payment_daily
@@ -117,6 +166,15 @@ class PaymentsDailyView(ApiView):
 
 class RegionNewUsersView(ApiView):
     """``GET /api/v1/regions/{region}/new-users``: new users per UTC day, last 30 days."""
+
+    operations = declare(
+        get=Operation(
+            "New users per UTC day in a region, the last 30 days",
+            {200: Answer("Daily new users", models.RegionNewUsers)},
+            errors=(400, 401, 404, 503),
+            path={"region": {"description": "URL-encoded UTF-8 region name"}},
+        )
+    )
 
     async def get(self, request: web.Request, region: str) -> web.StreamResponse:
         # The pipeline keys regions as it enriches them: whitespace collapsed, case kept.

@@ -14,8 +14,10 @@ from karrot_streams.publishing.batch import publish_batch
 from karrot_streams.publishing.errors import PublishUnavailable
 from karrot_streams.publishing.events import Published
 from karrot_streams.store.event_store import Status
+from karrot_streams.web.http import models
 from karrot_streams.web.http.body import read_body
 from karrot_streams.web.http.errors import ApiError, from_publish_failure
+from karrot_streams.web.http.operations import TRACE_HEADERS, Answer, Operation, declare
 from karrot_streams.web.http.requests import parse_batch
 from karrot_streams.web.http.responses import json_response
 from karrot_streams.web.view import ApiView
@@ -24,6 +26,20 @@ FAILED = "FAILED"
 
 
 class PublishBatchView(ApiView):
+    operations = declare(
+        post=Operation(
+            "Publish many events; a result per event in request order",
+            {
+                200: Answer("Every event published", models.BatchResult),
+                207: Answer("Some published, some failed", models.BatchResult),
+                422: Answer("None published", models.BatchResult),
+            },
+            errors=(400, 401, 413, 503),
+            body=models.BatchRequest,
+            headers=TRACE_HEADERS,
+        )
+    )
+
     async def post(self, request: web.Request) -> web.StreamResponse:
         settings = self.resources.settings
         body = await read_body(request, settings.max_body_bytes)
@@ -32,6 +48,7 @@ class PublishBatchView(ApiView):
             maximum=settings.batch_publish_max,
             now=datetime.now(UTC),
             new_id=lambda: str(uuid.uuid4()),
+            max_message_length=settings.max_message_length,
         )
         publisher = await self.publisher(request)
         result = batch_result(await publish_batch(publisher, items))

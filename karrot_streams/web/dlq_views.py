@@ -26,7 +26,7 @@ from karrot_streams.dlq.reader import (
 )
 from karrot_streams.dlq.records import RedriveRecords
 from karrot_streams.dlq.redrive import Produced, RedriveIncomplete, Redriver, RedriveReport
-from karrot_streams.dlq.selection import select
+from karrot_streams.dlq.selection import DEAD_LETTER_TOPICS, select
 from karrot_streams.dlq.values import EnvelopeReader, value_base64
 from karrot_streams.events.failures import TransientFailure
 from karrot_streams.settings import Settings
@@ -36,13 +36,17 @@ from karrot_streams.web.dlq_requests import (
     parse_list_range,
     parse_redrive,
 )
+from karrot_streams.web.http import models
 from karrot_streams.web.http.auth import TokenCheck, bearer_token
 from karrot_streams.web.http.body import read_body
 from karrot_streams.web.http.errors import Forbidden, NotFound, ServiceUnavailable
+from karrot_streams.web.http.operations import Answer, Operation, declare
 from karrot_streams.web.http.responses import json_response
 from karrot_streams.web.view import ApiView
 
 log = logging.getLogger(__name__)
+
+TOPIC = {"description": "A dead-letter topic", "schema": {"enum": list(DEAD_LETTER_TOPICS)}}
 
 T = TypeVar("T")
 #: Redrives under way, held so a shielded one outlives a request that went away.
@@ -57,6 +61,16 @@ class DeadLetterMessagesView(ApiView):
     ``complete`` says whether ``total`` counts the whole range, and ``scanned`` where to go on
     from. ``partition`` and ``offset`` together read that one letter only (the console's inspect).
     """
+
+    operations = declare(
+        get=Operation(
+            "A dead-letter topic's letters matching the filters, newest first",
+            {200: Answer("The letters", models.DeadLetterMessages)},
+            errors=(400, 401, 404, 503),
+            query=models.DeadLetterQuery,
+            path={"topic": TOPIC},
+        )
+    )
 
     async def get(self, request: web.Request, topic: str) -> web.StreamResponse:
         dlq_topic = dead_letter_topic_named(topic)
@@ -121,6 +135,16 @@ def scanned_json(scan: Scan) -> dict[str, Any]:
 
 class RedriveView(ApiView):
     """Redrive the selected letters of one ``dlq.*`` topic to their original topic, once each."""
+
+    operations = declare(
+        post=Operation(
+            "Redrive the selected letters to their original topic, each at most once (admin)",
+            {200: Answer("What was (or would be) redriven", models.RedriveReport)},
+            errors=(400, 401, 403, 404, 413, 503),
+            body=models.RedriveRequest,
+            path={"topic": TOPIC},
+        )
+    )
 
     async def post(self, request: web.Request, topic: str) -> web.StreamResponse:
         settings = self.resources.settings

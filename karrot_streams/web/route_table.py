@@ -27,7 +27,7 @@ from karrot_streams.web.monitoring_views import (
     MetricsView,
     ReadyView,
 )
-from karrot_streams.web.openapi import OPENAPI_PATH, OpenApiView
+from karrot_streams.web.openapi import OPENAPI_PATH, openapi_view
 from karrot_streams.web.stats_views import StatsView
 from karrot_streams.web.view import ApiView
 
@@ -50,7 +50,7 @@ ROUTES: tuple[tuple[str, type[ApiView]], ...] = (
     ("/api/v1/monitoring/ready", ReadyView),
     ("/api/v1/monitoring/dlq", DeadLettersView),
     ("/api/v1/monitoring/stats", StatsView),
-    (OPENAPI_PATH, OpenApiView),
+    (OPENAPI_PATH, openapi_view(lambda: ROUTES)),
     ("/metrics", MetricsView),
     ("/console", ConsoleView),
     ("/console/{name}", ConsoleAssetView),

@@ -17,7 +17,7 @@ from karrot_streams.web.route_table import ROUTES
 
 @pytest.fixture(scope="module")
 def document() -> dict[str, Any]:
-    return openapi_document(Settings(batch_publish_max=7))
+    return openapi_document(ROUTES, Settings(batch_publish_max=7))
 
 
 def _shape(path: str) -> str:
