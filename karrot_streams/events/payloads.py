@@ -10,6 +10,9 @@ turns pydantic's first error into the seed's message and the field to fix.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Annotated, Any, Final
 
 from pydantic import (
@@ -222,6 +225,12 @@ def validate_record(
     if model is None:
         raise InvalidEvent(f"Unknown payload record {record}", field="payload")
     try:
-        return model.model_validate(payload, context={"max_message_length": max_message_length})
+        return model.model_validate(payload, context=_context(max_message_length))
     except ValidationError as exc:
         raise invalid_event(exc) from None
+
+
+@functools.cache
+def _context(max_message_length: int) -> Mapping[str, int]:
+    """The validation context of a limit: one dict per limit, not one per payload (hot path)."""
+    return MappingProxyType({"max_message_length": max_message_length})

@@ -25,11 +25,19 @@ from karrot_streams.dlq.reader import (
     record_size,
 )
 from karrot_streams.dlq.records import RedriveRecords
-from karrot_streams.dlq.redrive import Produced, RedriveIncomplete, Redriver, RedriveReport
+from karrot_streams.dlq.redrive import (
+    DeadLetterOutcome,
+    Produced,
+    RedriveIncomplete,
+    Redriver,
+    RedriveReport,
+)
 from karrot_streams.dlq.selection import DEAD_LETTER_TOPICS, select
 from karrot_streams.dlq.values import EnvelopeReader, value_base64
 from karrot_streams.events.failures import TransientFailure
+from karrot_streams.events.topics import TopicNames
 from karrot_streams.settings import Settings
+from karrot_streams.tables.consistency import Token
 from karrot_streams.web.dlq_requests import (
     dead_letter_topic_named,
     parse_list_query,
@@ -224,7 +232,30 @@ class RedriveView(ApiView):
                         "reason": next(iter(exc.failures.values())),
                     },
                 ) from exc
-        return json_response(report.to_json())
+        body = report.to_json()
+        envelopes = EnvelopeReader(resources.registry)
+        for outcome, message in zip(report.outcomes, body["messages"], strict=True):
+            message["consistencyToken"] = await redriven_token(outcome, envelopes, names)
+        return json_response(body)
+
+
+async def redriven_token(
+    outcome: DeadLetterOutcome, envelopes: EnvelopeReader, names: TopicNames
+) -> str | None:
+    """The consistency token of where a letter was redriven to, for a table query to wait for
+    it (the console's, after a redrive); None when it was not, or its value is not an event."""
+    if outcome.target is None or outcome.status == "WOULD_REDRIVE":
+        return None
+    envelope = await envelopes.json(outcome.letter.value)
+    event_id = envelope.get("eventId") if isinstance(envelope, dict) else None
+    if not isinstance(event_id, str):
+        return None
+    target = outcome.target
+    try:
+        token = Token(names.logical(target.topic), target.partition, target.offset, event_id)
+        return str(Token.parse(str(token)))
+    except ValueError:
+        return None  # not an input topic, or an id that is not a UUID: no table counts it
 
 
 def require_admin(request: web.Request, settings: Settings) -> None:

@@ -12,6 +12,7 @@ from aiohttp import web
 from karrot_streams.events.failures import TransientFailure
 from karrot_streams.events.timestamps import iso_utc
 from karrot_streams.store.event_store import StoredEvent
+from karrot_streams.web.consistency import published_token
 from karrot_streams.web.http import models
 from karrot_streams.web.http.body import read_body
 from karrot_streams.web.http.errors import NotFound, ServiceUnavailable
@@ -45,8 +46,9 @@ class PublishEventView(ApiView):
         )
         publisher = await self.publisher(request)
         published = await publisher.publish(event)
+        token = published_token(published, event, self.resources.topics.names)
         return json_response(
-            published.to_json(),
+            {**published.to_json(), "consistencyToken": str(token)},
             status=201,
             headers={"Location": f"/api/v1/events/{published.event_id}"},
         )

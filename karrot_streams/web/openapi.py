@@ -34,7 +34,8 @@ ERRORS = {
     400: "Bad input; `details.field` names the field",
     401: "No valid bearer token",
     403: "A plain API token on an admin call",
-    404: "Unknown resource",
+    404: "Unknown resource (or the event of a consistency token)",
+    409: "NOT_YET_CONSISTENT: the consistency tokens' events are not in the table yet; retry",
     413: "Body over KARROT_MAX_BODY_BYTES (or a batch over KARROT_BATCH_PUBLISH_MAX)",
     503: "A dependency (Kafka, PostgreSQL, the registry, a peer worker) is down, or start-up runs",
 }

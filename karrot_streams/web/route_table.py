@@ -16,11 +16,13 @@ from karrot_streams.web.aggregates_views import (
     SellerSalesView,
 )
 from karrot_streams.web.batch_views import PublishBatchView
+from karrot_streams.web.consistency import ITEM_PATH
 from karrot_streams.web.console_views import ConsoleAssetView, ConsoleView
 from karrot_streams.web.dlq_views import DeadLetterMessagesView, RedriveView
 from karrot_streams.web.events_views import EventView, PublishEventView
 from karrot_streams.web.http.auth import TokenCheck
 from karrot_streams.web.http.middleware import api_middleware
+from karrot_streams.web.internal_views import ItemStateView
 from karrot_streams.web.monitoring_views import (
     DeadLettersView,
     HealthView,
@@ -54,6 +56,7 @@ ROUTES: tuple[tuple[str, type[ApiView]], ...] = (
     ("/metrics", MetricsView),
     ("/console", ConsoleView),
     ("/console/{name}", ConsoleAssetView),
+    (ITEM_PATH, ItemStateView),
 )
 
 

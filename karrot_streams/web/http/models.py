@@ -21,6 +21,7 @@ from karrot_streams.events.payloads import (
     UserCreated,
 )
 from karrot_streams.events.types import EventType
+from karrot_streams.tables.consistency import TOKEN_LIST_PATTERN, TOKEN_PATTERN
 
 LONG_MAX = 2**63 - 1
 INT_MAX = 2**31 - 1
@@ -170,6 +171,32 @@ class DeadLetterQuery(Model):
     toOffset: Annotated[QueryOffset, Field(description="Needs partition")] | None = None
 
 
+class ConsistencyQuery(Model):
+    """The consistency tokens of a table query (web/consistency.py), and how long it may wait."""
+
+    consistencyToken: (
+        Annotated[
+            str,
+            Field(
+                pattern=TOKEN_LIST_PATTERN,
+                description="Tokens publishes answered (comma-separated): the figures include"
+                " their events, or the answer is 409 NOT_YET_CONSISTENT once the wait runs out",
+            ),
+        ]
+        | None
+    ) = None
+    consistencyWaitMs: Annotated[
+        int,
+        Field(
+            ge=0,
+            le=600_000,
+            description="How long to wait for the tokens' events (capped by"
+            " KARROT_CONSISTENCY_WAIT_MAX_S)",
+        ),
+        BeforeValidator(_digits),
+    ] = 5000
+
+
 # --- Response bodies --------------------------------------------------------------------------
 
 
@@ -183,6 +210,16 @@ class ErrorResponse(Model):
     details: dict[str, Any] | None
 
 
+ConsistencyToken = Annotated[
+    str,
+    Field(
+        pattern=TOKEN_PATTERN,
+        description="Where the event was written: give it to a table query"
+        " (consistencyToken) to read figures that include it",
+    ),
+]
+
+
 class Published(Model):
     eventId: str
     status: Literal["PUBLISHED"]
@@ -190,6 +227,7 @@ class Published(Model):
     topic: str
     partition: int
     offset: int
+    consistencyToken: ConsistencyToken
 
 
 class StoredEvent(Model):
@@ -209,6 +247,7 @@ class BatchPublished(Model):
     topic: str
     partition: int
     offset: int
+    consistencyToken: ConsistencyToken
 
 
 class BatchFailed(Model):
@@ -333,6 +372,14 @@ class RedriveOutcome(Model):
     failedAt: str | None
     status: Literal["REDRIVEN", "ALREADY_REDRIVEN", "WOULD_REDRIVE"]
     target: RedriveTarget | None
+    consistencyToken: Annotated[
+        str | None,
+        Field(
+            description="Where the letter was redriven to, as a publish's token: a table query"
+            " given it answers with figures that include the event (null: not redriven, or"
+            " its value is not an event)"
+        ),
+    ]
 
 
 class RedriveReport(Model):

@@ -10,7 +10,7 @@ import json
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_origin
 
 from pydantic import BaseModel, ValidationError
 
@@ -184,7 +184,12 @@ def _millis(moment: datetime) -> datetime:
 
 def parse_query(model: type[Q], query: Mapping[str, str]) -> Q:
     """The query parameters ``model`` declares, checked by it; a 400 naming the first bad one."""
-    values = {name: query[name] for name in model.model_fields if name in query}
+    values: dict[str, Any] = {}
+    for name, field in model.model_fields.items():
+        if name not in query:
+            continue
+        many = get_origin(field.annotation) is list and hasattr(query, "getall")
+        values[name] = query.getall(name) if many else query[name]  # type: ignore[attr-defined]
     return parse_model(model, values)
 
 
