@@ -108,25 +108,64 @@ def run_child(tree: str, requests: int) -> dict[str, Any]:
     return result
 
 
+async def start_at_end(app_id: str) -> None:
+    """Commit the input topics' ends for a new app's group: the worker reads only what the
+    bench publishes, not every record the shared topics ever had."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition  # noqa: PLC0415
+
+    from karrot_streams.connections import kafka_connection  # noqa: PLC0415
+    from karrot_streams.events.types import INPUT_TOPICS  # noqa: PLC0415
+    from karrot_streams.settings import Settings  # noqa: PLC0415
+
+    settings = Settings()
+    consumer = AIOKafkaConsumer(
+        **kafka_connection(settings).client_kwargs(), group_id=app_id, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        # The input topics have the settings' partitions (provision.py creates them so).
+        tps = [
+            TopicPartition(topic, p)
+            for topic in INPUT_TOPICS
+            for p in range(settings.topic_partitions)
+        ]
+        consumer.assign(tps)
+        await consumer.commit(await consumer.end_offsets(tps))
+    finally:
+        await consumer.stop()
+
+
 def start_worker(tree: str, folder: str, port: int) -> subprocess.Popen[bytes]:
     """A worker of its own app running ``tree``'s package (its folder first in the path)."""
+    import asyncio  # noqa: PLC0415
+
     os.makedirs(folder, exist_ok=True)
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    app_id = f"bench-publish-{uuid.uuid4().hex[:8]}"
+    asyncio.run(start_at_end(app_id))
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([tree, here]),
-        "KARROT_APP_ID": f"bench-publish-{uuid.uuid4().hex[:8]}",
+        "KARROT_APP_ID": app_id,
         "KARROT_WEB_PORT": str(port),
         "KARROT_DATA_DIR": folder,
     }
     log = open(os.path.join(folder, "worker.log"), "ab")  # noqa: SIM115  the worker's, for its life
     return subprocess.Popen(
-        [sys.executable, "-m", "faust", "-A", "karrot_streams.app", "worker", "-l", "warning"],
+        [sys.executable, "-m", "faust", "-A", "karrot_streams.app", "worker", "-l", "warn"],
         env=env,
         cwd=tree,
         stdout=log,
         stderr=subprocess.STDOUT,
     )
+
+
+def free_port() -> int:
+    import socket  # noqa: PLC0415
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def wait_healthy(url: str, timeout_s: float = 180.0) -> None:
@@ -178,7 +217,7 @@ def live_round(url: str, pid: int, seconds: float, concurrency: int) -> tuple[fl
 
 def live(options: argparse.Namespace) -> None:
     trees = {"before": options.before, "after": options.after}
-    ports = {"before": 16501, "after": 16502}
+    ports = {"before": free_port(), "after": free_port()}
     base = tempfile.mkdtemp(prefix="bench-publish-")
     workers = {
         name: start_worker(tree, os.path.join(base, name), ports[name])
@@ -210,7 +249,11 @@ def live(options: argparse.Namespace) -> None:
     finally:
         for worker in workers.values():
             worker.terminate()
-            worker.wait(timeout=60)
+        for worker in workers.values():
+            try:
+                worker.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                worker.kill()
 
 
 def main() -> None:
