@@ -189,6 +189,9 @@ class Settings(BaseSettings):
     batch_publish_max: int = Field(default=500, ge=1)
     #: Longest chat message the pipeline accepts (the contract's 1000; raised to redrive).
     max_message_length: int = Field(default=1000, ge=1)
+    #: The longest a table query waits for its consistency tokens' events (web/consistency.py);
+    #: a query's own ``consistencyWaitMs`` is capped by it.
+    consistency_wait_max_s: float = Field(default=10.0, ge=0)
     commit_stall_s: float = Field(default=120.0, gt=0, description="Health turns DOWN after this.")
     #: The liveness watchdog (monitoring/liveness.py): how often it looks, how long a worker may
     #: stay stuck before it stops with a non-zero exit code, and whether it stops it at all.

@@ -224,9 +224,10 @@ async def since_offsets(
     """
     if not partitions:
         return {}
-    found = await consumer.offsets_for_times(
-        {tp: int(since.timestamp() * 1000) for tp in partitions}
-    )
+    # Before 1970 (a date-time may be year 1): every record is after it; Kafka takes no
+    # negative time.
+    millis = max(0, int(since.timestamp() * 1000))
+    found = await consumer.offsets_for_times({tp: millis for tp in partitions})
     return {tp: None if hit is None else int(hit.offset) for tp, hit in found.items()}
 
 

@@ -40,8 +40,9 @@ def parse_instant(text: str, field: str) -> datetime:
 class Selection:
     """One letter (``partition`` and ``offset``), or all; narrowed by the other filters.
 
-    ``since <= failed_at < until``; a letter without a readable ``failed_at`` matches no time
-    filter. ``exception_class`` matches the header's value exactly.
+    ``since <= failed_at < until`` (``since >= until``: an empty window, nothing); a letter
+    without a readable ``failed_at`` matches no time filter. ``exception_class`` matches the
+    header's value exactly.
     """
 
     partition: int | None = None
@@ -60,8 +61,6 @@ class Selection:
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise InvalidSelection(f"{name} must not be negative", name)
-        if self.since is not None and self.until is not None and self.since >= self.until:
-            raise InvalidSelection("since must be earlier than until", "since")
         if self.exception_class is not None and not self.exception_class.strip():
             raise InvalidSelection("exceptionClass must not be blank", "exceptionClass")
 

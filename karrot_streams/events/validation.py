@@ -5,7 +5,6 @@ Every rule raises :class:`InvalidEvent` naming the field to fix; nothing here is
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
@@ -13,17 +12,17 @@ from typing import Any
 
 from karrot_streams.events.failures import InvalidEvent
 from karrot_streams.events.model import Event
+from karrot_streams.events.payloads import (
+    MAX_MESSAGE_LENGTH,
+    validate_envelope,
+    validate_record,
+)
 from karrot_streams.events.types import (
     ENVELOPE_RECORD_OF,
-    PAYLOAD_FIELDS,
     PAYLOAD_RECORD_OF,
     TOPIC_OF,
     EventType,
 )
-
-EMAIL = re.compile(r"^[A-Za-z0-9+_.-]+@(.+)$")
-MAX_MESSAGE_LENGTH = 1000
-MAX_ID_LENGTH = 255  # event_store keys are VARCHAR(255)
 
 
 def require_text(value: object, field: str, *, optional: bool = False) -> str | None:
@@ -43,38 +42,11 @@ def require_text(value: object, field: str, *, optional: bool = False) -> str | 
 def validate_payload(
     record: str, payload: Mapping[str, Any], *, max_message_length: int = MAX_MESSAGE_LENGTH
 ) -> dict[str, Any]:
-    """Check a payload against its record's fields and the seed's rules; return it cleaned."""
-    fields = PAYLOAD_FIELDS.get(record)
-    if fields is None:
-        raise InvalidEvent(f"Unknown payload record {record}", field="payload")
-    clean: dict[str, Any] = {}
-    for name, kind in fields.items():
-        value = payload.get(name)
-        if kind == "int":
-            if value is None:
-                raise InvalidEvent(f"Required field missing: {name}", field=name)
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise InvalidEvent(f"{name} must be a whole number of KRW", field=name)
-            clean[name] = value
-        else:
-            clean[name] = require_text(value, name, optional=kind == "str?")
-    _check_rules(record, clean, max_message_length)
-    return clean
-
-
-def _check_rules(record: str, payload: Mapping[str, Any], max_message_length: int) -> None:
-    short = record.rsplit(".", 1)[-1]
-    if short == "UserCreated" and not EMAIL.match(payload["email"]):
-        raise InvalidEvent("Invalid email format", field="email")
-    if short == "ItemCreated" and payload["price"] < 0:
-        raise InvalidEvent("Price cannot be negative", field="price")
-    if short == "Payment" and payload["amount"] <= 0:
-        raise InvalidEvent("Amount must be positive", field="amount")
-    if short == "ChatMessage" and len(payload["message"]) > max_message_length:
-        raise InvalidEvent(
-            f"Message too long: {len(payload['message'])} characters, at most {max_message_length}",
-            field="message",
-        )
+    """Check a payload against its record's model (events/payloads.py); return it cleaned:
+    every field of the record, optional text that was blank as null, unknown fields dropped."""
+    checked = validate_record(record, payload, max_message_length=max_message_length)
+    # Its fields are plain str, int or None: a copy of them is model_dump's answer, 3x faster.
+    return dict(checked.__dict__)
 
 
 def parse_event_type(value: object) -> EventType:
@@ -94,17 +66,6 @@ def check_event_id(value: object) -> str:
         uuid.UUID(text)
     except ValueError:
         raise InvalidEvent(f"eventId is not a UUID: {text[:80]!r}", field="eventId") from None
-    return text
-
-
-def check_id(value: object, field: str) -> str:
-    text = require_text(value, field)
-    assert text is not None  # noqa: S101
-    if len(text) > MAX_ID_LENGTH:
-        raise InvalidEvent(f"{field} is longer than {MAX_ID_LENGTH} characters", field=field)
-    if "\x00" in text:
-        # PostgreSQL text cannot hold NUL: such an id could never be stored or looked up.
-        raise InvalidEvent(f"{field} contains a NUL character", field=field)
     return text
 
 
@@ -150,16 +111,17 @@ def _build_event(
     occurred_at = record.get("occurredAt")
     if not isinstance(occurred_at, datetime):
         raise InvalidEvent("occurredAt must be a timestamp", field="occurredAt")
+    envelope = validate_envelope(record)
     return Event(
         event_id=checked_id,
         event_type=event_type,
-        aggregate_id=check_id(record.get("aggregateId"), "aggregateId"),
+        aggregate_id=envelope.aggregateId,
         occurred_at=occurred_at,
         payload_record=payload_record,
         payload=validate_payload(payload_record, payload, max_message_length=max_message_length),
-        correlation_id=require_text(record.get("correlationId"), "correlationId", optional=True),
-        user_id=require_text(record.get("userId"), "userId", optional=True),
-        source=require_text(record.get("source"), "source", optional=True),
+        correlation_id=envelope.correlationId,
+        user_id=envelope.userId,
+        source=envelope.source,
     )
 
 

@@ -20,7 +20,8 @@ from karrot_streams.avro.framing import unframe
 from karrot_streams.avro.registry import SchemaRegistry, WriterSchema
 from karrot_streams.events.enrichment import enrich
 from karrot_streams.events.failures import PoisonMessage
-from karrot_streams.events.validation import MAX_MESSAGE_LENGTH, event_from_avro
+from karrot_streams.events.payloads import MAX_MESSAGE_LENGTH
+from karrot_streams.events.validation import event_from_avro
 from karrot_streams.pipeline.messages import Accepted, Incoming, Outcome, Rejected
 
 

@@ -23,9 +23,9 @@ from decimal import Decimal
 from karrot_streams.avro.codec import encode
 from karrot_streams.avro.registry import SchemaRegistry, WriterSchema
 from karrot_streams.events.failures import RetriesExhausted, TransientFailure
+from karrot_streams.events.payloads import MAX_MESSAGE_LENGTH
 from karrot_streams.events.topics import InternalTopics
 from karrot_streams.events.types import enriched_topic
-from karrot_streams.events.validation import MAX_MESSAGE_LENGTH
 from karrot_streams.monitoring import tracing
 from karrot_streams.monitoring.health import Health
 from karrot_streams.monitoring.metrics import Metrics

@@ -13,6 +13,7 @@ from importlib import resources
 
 from aiohttp import web
 
+from karrot_streams.web.http.operations import HTML, TEXT, Answer, Operation, declare
 from karrot_streams.web.view import ApiView
 
 PACKAGE = "karrot_streams.web"
@@ -56,12 +57,44 @@ def asset_response(name: str) -> web.Response:
 class ConsoleView(ApiView):
     """``GET /console``: the page."""
 
+    operations = declare(
+        get=Operation(
+            "The operator console's page (open; it asks for a token itself)",
+            {200: Answer("HTML", HTML)},
+            open=True,
+        )
+    )
+
     async def get(self, request: web.Request) -> web.StreamResponse:
         return asset_response(PAGE)
 
 
 class ConsoleAssetView(ApiView):
     """``GET /console/{name}``: the page's stylesheet and script."""
+
+    operations = declare(
+        get=Operation(
+            "The console's stylesheet and script",
+            {
+                200: Answer(
+                    "The asset",
+                    {
+                        "text/html": {"schema": {"type": "string"}},
+                        "text/css": {"schema": {"type": "string"}},
+                        "text/javascript": {"schema": {"type": "string"}},
+                    },
+                ),
+                404: Answer("No such asset", TEXT),
+            },
+            path={
+                "name": {
+                    "description": "An asset of the console",
+                    "schema": {"examples": sorted(ASSETS)},
+                }
+            },
+            open=True,
+        )
+    )
 
     async def get(self, request: web.Request, name: str) -> web.StreamResponse:
         if name not in ASSETS:

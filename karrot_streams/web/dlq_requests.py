@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from karrot_streams.dlq.reader import ListRange
@@ -17,16 +16,10 @@ from karrot_streams.dlq.selection import (
     InvalidSelection,
     Selection,
     is_dead_letter_topic,
-    parse_instant,
 )
 from karrot_streams.web.http.errors import BadRequest, NotFound
-from karrot_streams.web.http.requests import parse_json_object, parse_limit
-
-LIST_DEFAULT_LIMIT = 100
-LIST_MAX_LIMIT = 1000
-REDRIVE_FIELDS = ("partition", "offset", "since", "until", "exceptionClass", "dryRun")
-#: Kafka's partition (INT32) and offset (INT64) ranges.
-LIMITS = {"partition": 2**31 - 1, "offset": 2**63 - 1}
+from karrot_streams.web.http.models import DeadLetterQuery, RedriveRequest
+from karrot_streams.web.http.requests import parse_json_object, parse_model, parse_query
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,73 +39,50 @@ def dead_letter_topic_named(topic: str) -> str:
 
 def parse_list_query(query: Mapping[str, str]) -> tuple[Selection, int]:
     """``?limit&since&until&exceptionClass`` (and ``partition&offset``: one letter) as a
-    selection and a limit."""
-    limit = parse_limit(query.get("limit"), default=LIST_DEFAULT_LIMIT, maximum=LIST_MAX_LIMIT)
-    offset = _whole_query(query, "offset")
+    selection and a limit. Every combination the document allows is a question with an answer
+    (an empty window, an empty range: no letters), never a 400."""
+    checked = parse_query(DeadLetterQuery, query)
+    one = checked.partition is not None and checked.offset is not None
     selection = _selection(
-        # A partition alone narrows the range read (parse_list_range); with an offset it names
-        # one letter.
-        partition=_whole_query(query, "partition") if offset is not None else None,
-        offset=offset,
-        since=_instant(query.get("since") or None, "since"),
-        until=_instant(query.get("until") or None, "until"),
-        exception_class=query.get("exceptionClass") or None,
+        # A partition or an offset alone narrows the range read (parse_list_range); together
+        # they name one letter.
+        partition=checked.partition if one else None,
+        offset=checked.offset if one else None,
+        since=checked.since,
+        until=checked.until,
+        exception_class=(checked.exceptionClass or "").strip() or None,
     )
-    return selection, limit
+    return selection, checked.limit
 
 
 def parse_list_range(query: Mapping[str, str]) -> ListRange:
-    """``?partition&fromOffset&toOffset&since``: where a listing reads (``[from, to)``)."""
-    partition = _whole_query(query, "partition")
-    from_offset = _whole_query(query, "fromOffset")
-    to_offset = _whole_query(query, "toOffset")
-    if partition is None and (from_offset is not None or to_offset is not None):
-        field = "fromOffset" if from_offset is not None else "toOffset"
-        raise BadRequest(
-            "an offset range needs its partition: give partition too", details={"field": field}
-        )
-    if from_offset is not None and to_offset is not None and from_offset >= to_offset:
-        raise BadRequest("fromOffset must be below toOffset", details={"field": "fromOffset"})
+    """``?partition&fromOffset&toOffset&offset&since``: where a listing reads: ``[from, to)``
+    in the partition given, else in every partition (``offset`` alone: ``[offset, offset+1)``).
+    A range that is empty (``from >= to``) reads nothing."""
+    checked = parse_query(DeadLetterQuery, query)
+    from_offset, to_offset = checked.fromOffset, checked.toOffset
+    if checked.offset is not None:
+        from_offset = max(checked.offset, from_offset or 0)
+        to_offset = checked.offset + 1 if to_offset is None else min(to_offset, checked.offset + 1)
     return ListRange(
-        partition=partition,
+        partition=checked.partition,
         from_offset=from_offset,
         to_offset=to_offset,
-        since=_instant(query.get("since") or None, "since"),
+        since=checked.since,
     )
-
-
-def _whole_query(query: Mapping[str, str], field: str) -> int | None:
-    raw = query.get(field)
-    if raw is None or raw == "":
-        return None
-    limit = LIMITS["partition" if field == "partition" else "offset"]
-    if not raw.isascii() or not raw.isdigit() or int(raw) > limit:
-        raise BadRequest(
-            f"{field} must be a whole number from 0 to {limit}", details={"field": field}
-        )
-    return int(raw)
 
 
 def parse_redrive(body: bytes) -> RedriveCommand:
     """``{partition?, offset?, since?, until?, exceptionClass?, dryRun?}``; ``{}`` means all."""
-    request = parse_json_object(body)
-    unknown = sorted(set(request) - set(REDRIVE_FIELDS))
-    if unknown:
-        raise BadRequest(
-            f"Unknown field {unknown[0][:60]!r}; a redrive takes {', '.join(REDRIVE_FIELDS)}",
-            details={"field": unknown[0][:255], "allowed": list(REDRIVE_FIELDS)},
-        )
-    dry_run = request.get("dryRun", False)
-    if not isinstance(dry_run, bool):
-        raise BadRequest("dryRun must be true or false", details={"field": "dryRun"})
+    checked = parse_model(RedriveRequest, parse_json_object(body))
     selection = _selection(
-        partition=_whole(request.get("partition"), "partition"),
-        offset=_whole(request.get("offset"), "offset"),
-        since=_instant(_text(request.get("since"), "since"), "since"),
-        until=_instant(_text(request.get("until"), "until"), "until"),
-        exception_class=_text(request.get("exceptionClass"), "exceptionClass"),
+        partition=checked.partition,
+        offset=checked.offset,
+        since=checked.since,
+        until=checked.until,
+        exception_class=checked.exceptionClass,
     )
-    return RedriveCommand(selection, dry_run)
+    return RedriveCommand(selection, checked.dryRun)
 
 
 def _selection(**filters: Any) -> Selection:
@@ -120,30 +90,3 @@ def _selection(**filters: Any) -> Selection:
         return Selection(**filters)
     except InvalidSelection as exc:
         raise BadRequest(str(exc), details={"field": exc.field}) from None
-
-
-def _instant(text: str | None, field: str) -> datetime | None:
-    if text is None:
-        return None
-    try:
-        return parse_instant(text, field)
-    except InvalidSelection as exc:
-        raise BadRequest(str(exc), details={"field": exc.field}) from None
-
-
-def _whole(value: object, field: str) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= LIMITS[field]:
-        raise BadRequest(
-            f"{field} must be a whole number from 0 to {LIMITS[field]}", details={"field": field}
-        )
-    return value
-
-
-def _text(value: object, field: str) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise BadRequest(f"{field} must be a string", details={"field": field})
-    return value

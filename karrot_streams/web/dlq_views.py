@@ -25,24 +25,36 @@ from karrot_streams.dlq.reader import (
     record_size,
 )
 from karrot_streams.dlq.records import RedriveRecords
-from karrot_streams.dlq.redrive import Produced, RedriveIncomplete, Redriver, RedriveReport
-from karrot_streams.dlq.selection import select
+from karrot_streams.dlq.redrive import (
+    DeadLetterOutcome,
+    Produced,
+    RedriveIncomplete,
+    Redriver,
+    RedriveReport,
+)
+from karrot_streams.dlq.selection import DEAD_LETTER_TOPICS, select
 from karrot_streams.dlq.values import EnvelopeReader, value_base64
 from karrot_streams.events.failures import TransientFailure
+from karrot_streams.events.topics import TopicNames
 from karrot_streams.settings import Settings
+from karrot_streams.tables.consistency import Token
 from karrot_streams.web.dlq_requests import (
     dead_letter_topic_named,
     parse_list_query,
     parse_list_range,
     parse_redrive,
 )
+from karrot_streams.web.http import models
 from karrot_streams.web.http.auth import TokenCheck, bearer_token
 from karrot_streams.web.http.body import read_body
 from karrot_streams.web.http.errors import Forbidden, NotFound, ServiceUnavailable
+from karrot_streams.web.http.operations import Answer, Operation, declare
 from karrot_streams.web.http.responses import json_response
 from karrot_streams.web.view import ApiView
 
 log = logging.getLogger(__name__)
+
+TOPIC = {"description": "A dead-letter topic", "schema": {"enum": list(DEAD_LETTER_TOPICS)}}
 
 T = TypeVar("T")
 #: Redrives under way, held so a shielded one outlives a request that went away.
@@ -57,6 +69,16 @@ class DeadLetterMessagesView(ApiView):
     ``complete`` says whether ``total`` counts the whole range, and ``scanned`` where to go on
     from. ``partition`` and ``offset`` together read that one letter only (the console's inspect).
     """
+
+    operations = declare(
+        get=Operation(
+            "A dead-letter topic's letters matching the filters, newest first",
+            {200: Answer("The letters", models.DeadLetterMessages)},
+            errors=(400, 401, 404, 503),
+            query=models.DeadLetterQuery,
+            path={"topic": TOPIC},
+        )
+    )
 
     async def get(self, request: web.Request, topic: str) -> web.StreamResponse:
         dlq_topic = dead_letter_topic_named(topic)
@@ -121,6 +143,16 @@ def scanned_json(scan: Scan) -> dict[str, Any]:
 
 class RedriveView(ApiView):
     """Redrive the selected letters of one ``dlq.*`` topic to their original topic, once each."""
+
+    operations = declare(
+        post=Operation(
+            "Redrive the selected letters to their original topic, each at most once (admin)",
+            {200: Answer("What was (or would be) redriven", models.RedriveReport)},
+            errors=(400, 401, 403, 404, 413, 503),
+            body=models.RedriveRequest,
+            path={"topic": TOPIC},
+        )
+    )
 
     async def post(self, request: web.Request, topic: str) -> web.StreamResponse:
         settings = self.resources.settings
@@ -200,7 +232,30 @@ class RedriveView(ApiView):
                         "reason": next(iter(exc.failures.values())),
                     },
                 ) from exc
-        return json_response(report.to_json())
+        body = report.to_json()
+        envelopes = EnvelopeReader(resources.registry)
+        for outcome, message in zip(report.outcomes, body["messages"], strict=True):
+            message["consistencyToken"] = await redriven_token(outcome, envelopes, names)
+        return json_response(body)
+
+
+async def redriven_token(
+    outcome: DeadLetterOutcome, envelopes: EnvelopeReader, names: TopicNames
+) -> str | None:
+    """The consistency token of where a letter was redriven to, for a table query to wait for
+    it (the console's, after a redrive); None when it was not, or its value is not an event."""
+    if outcome.target is None or outcome.status == "WOULD_REDRIVE":
+        return None
+    envelope = await envelopes.json(outcome.letter.value)
+    event_id = envelope.get("eventId") if isinstance(envelope, dict) else None
+    if not isinstance(event_id, str):
+        return None
+    target = outcome.target
+    try:
+        token = Token(names.logical(target.topic), target.partition, target.offset, event_id)
+        return str(Token.parse(str(token)))
+    except ValueError:
+        return None  # not an input topic, or an id that is not a UUID: no table counts it
 
 
 def require_admin(request: web.Request, settings: Settings) -> None:

@@ -15,20 +15,31 @@ from karrot_streams.dlq.overview import read_overview
 from karrot_streams.events.types import INPUT_TOPICS
 from karrot_streams.monitoring import health_checks
 from karrot_streams.monitoring.commit_monitor import CommitMonitor
+from karrot_streams.web.http import models
 from karrot_streams.web.http.errors import ServiceUnavailable
-from karrot_streams.web.http.requests import parse_limit
+from karrot_streams.web.http.operations import TEXT, Answer, Operation, declare
+from karrot_streams.web.http.requests import parse_query
 from karrot_streams.web.http.responses import json_response
 from karrot_streams.web.view import ApiView
 
 log = logging.getLogger(__name__)
 
 DLQ_TIMEOUT_S = 10.0
-DLQ_DEFAULT_LIMIT = 20
-DLQ_MAX_LIMIT = 100
 
 
 class HealthView(ApiView):
     """200 ``{status: UP, components}`` when every component is up, else 503 with DOWN."""
+
+    operations = declare(
+        get=Operation(
+            "Health of broker, registry, database, pipeline, tables and commits (open)",
+            {
+                200: Answer("Every component UP", models.Health),
+                503: Answer("A component DOWN", models.Health),
+            },
+            open=True,
+        )
+    )
 
     async def get(self, request: web.Request) -> web.StreamResponse:
         app = self.karrot
@@ -62,6 +73,18 @@ class ReadyView(ApiView):
     """200 ``{status: UP}`` once started, assigned and recovered; 503 until then and during a
     rebalance. Cheap (no probe of any dependency): for a readiness probe every few seconds."""
 
+    operations = declare(
+        get=Operation(
+            "Readiness: started, assignment taken, its tables recovered; no dependency probed"
+            " (open)",
+            {
+                200: Answer("Ready", models.Health),
+                503: Answer("Starting, rebalancing or recovering", models.Health),
+            },
+            open=True,
+        )
+    )
+
     async def get(self, request: web.Request) -> web.StreamResponse:
         components = health_checks.readiness(self.karrot, self.resources.is_ready)
         up = all(check.up for check in components.values())
@@ -83,10 +106,18 @@ async def _commits(app: object, monitor: object, stall_s: float) -> health_check
 class DeadLettersView(ApiView):
     """Counts of ``dlq.<topic>`` and the latest dead letters (``?limit=``, default 20, max 100)."""
 
-    async def get(self, request: web.Request) -> web.StreamResponse:
-        limit = parse_limit(
-            request.query.get("limit"), default=DLQ_DEFAULT_LIMIT, maximum=DLQ_MAX_LIMIT
+    operations = declare(
+        get=Operation(
+            "Counts per dead-letter topic and the latest letters (open)",
+            {200: Answer("Counts and letters", models.MonitoringDeadLetters)},
+            errors=(400, 503),
+            query=models.RecentQuery,
+            open=True,
         )
+    )
+
+    async def get(self, request: web.Request) -> web.StreamResponse:
+        limit = parse_query(models.RecentQuery, request.query).limit
         names = self.resources.topics.names
         topics = [names.dead_letter(topic) for topic in INPUT_TOPICS]
         try:
@@ -108,6 +139,14 @@ class DeadLettersView(ApiView):
 
 class MetricsView(ApiView):
     """Prometheus text: the project's metrics and Faust's (``faust_*``), one registry."""
+
+    operations = declare(
+        get=Operation(
+            "Prometheus text exposition: karrot_* and faust_* metrics (open)",
+            {200: Answer("Metrics", TEXT)},
+            open=True,
+        )
+    )
 
     async def get(self, request: web.Request) -> web.StreamResponse:
         body = generate_latest(self.resources.metrics.registry)

@@ -20,7 +20,7 @@ from yarl import URL
 
 from karrot_streams.peer_auth import FORWARDED_HEADER, PEER_HEADER, PeerAuth, from_peer
 from karrot_streams.tables.facts import table_key
-from karrot_streams.web.http.errors import ServiceUnavailable
+from karrot_streams.web.http.errors import NotYetConsistent, ServiceUnavailable
 
 FORWARD_TIMEOUT_S = 10.0
 #: Request headers a forwarded request carries on: never ``Authorization``, the client's token
@@ -71,7 +71,52 @@ async def answer_from_owner(
         )
     if same_node(URL(owner), app.conf.canonical_url):
         return await local()
-    return await forward(app.http_client, URL(owner), request, app.peer_auth)
+    return await forward(app.http_client, URL(owner), request, app.peer_auth, _longest_wait(app))
+
+
+def is_local(app: Any, table: Any, key: str) -> bool:
+    """Whether this worker holds ``key``'s partition of ``table`` as an active (its values are
+    the ones the stage writes)."""
+    partition = partition_of(key, table.partitions, app.producer.partitioner)
+    topic = table.changelog_topic.get_topic_name()
+    owner = owner_of(app.router.table_metadata(table.name), topic, partition)
+    return owner is not None and same_node(URL(owner), app.conf.canonical_url)
+
+
+async def ask_owner(app: Any, table: Any, key: str, path: str) -> Any:
+    """``GET path`` (peer-signed) from the worker holding ``key``'s partition of ``table``: its
+    JSON answer; ServiceUnavailable when no worker holds it or it does not answer."""
+    partition = partition_of(key, table.partitions, app.producer.partitioner)
+    topic = table.changelog_topic.get_topic_name()
+    owner = owner_of(app.router.table_metadata(table.name), topic, partition)
+    if owner is None:
+        raise ServiceUnavailable(
+            "No worker owns this key's partition yet (the group is rebalancing); retry shortly",
+            details={"table": table.name, "partition": partition},
+        )
+    base = URL(owner)
+    target = URL.build(
+        scheme=base.scheme or "http", host=base.host or "localhost", port=base.port, path=path
+    )
+    headers = {
+        FORWARDED_HEADER: "1",
+        PEER_HEADER: app.peer_auth.sign("GET", target.raw_path, ""),
+    }
+    try:
+        async with app.http_client.get(
+            target, headers=headers, timeout=aiohttp.ClientTimeout(total=FORWARD_TIMEOUT_S)
+        ) as answer:
+            if answer.status != 200:
+                raise ServiceUnavailable(
+                    "The worker that owns this key could not answer",
+                    details={"owner": owner, "status": answer.status},
+                )
+            return await answer.json()
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise ServiceUnavailable(
+            "The worker that owns this key did not answer",
+            details={"owner": owner, "reason": f"{type(exc).__name__}: {exc}"[:300]},
+        ) from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,9 +133,18 @@ class Answer:
 
 
 async def forward(
-    session: aiohttp.ClientSession, owner: URL, request: web.Request, peers: PeerAuth
+    session: aiohttp.ClientSession,
+    owner: URL,
+    request: web.Request,
+    peers: PeerAuth,
+    wait_s: float = 0.0,
 ) -> web.Response:
-    return (await ask(session, owner, request, peers)).response()
+    return (await ask(session, owner, request, peers, wait_s)).response()
+
+
+def _longest_wait(app: Any) -> float:
+    """How long the owner may wait for a query's consistency tokens (web/consistency.py)."""
+    return float(app.resources.settings.consistency_wait_max_s)
 
 
 def forwarded_headers(request: web.Request, peers: PeerAuth) -> dict[str, str]:
@@ -106,9 +160,14 @@ def forwarded_headers(request: web.Request, peers: PeerAuth) -> dict[str, str]:
 
 
 async def ask(
-    session: aiohttp.ClientSession, owner: URL, request: web.Request, peers: PeerAuth
+    session: aiohttp.ClientSession,
+    owner: URL,
+    request: web.Request,
+    peers: PeerAuth,
+    wait_s: float = 0.0,
 ) -> Answer:
-    """The same request, answered by the worker at ``owner``."""
+    """The same request, answered by the worker at ``owner`` (which may wait ``wait_s`` for
+    the query's consistency tokens before it answers)."""
     target = URL.build(
         scheme=owner.scheme or "http",
         host=owner.host or "localhost",
@@ -123,7 +182,7 @@ async def ask(
             request.method,
             target,
             headers=headers,
-            timeout=aiohttp.ClientTimeout(total=FORWARD_TIMEOUT_S),
+            timeout=aiohttp.ClientTimeout(total=FORWARD_TIMEOUT_S + wait_s),
             allow_redirects=False,
         ) as answer:
             return Answer(answer.status, answer.content_type, answer.charset, await answer.read())
@@ -144,9 +203,15 @@ async def gather_from_peers(app: Any, table: Any, request: web.Request) -> list[
         if any(topics.values()) and not same_node(URL(url), app.conf.canonical_url)
     ]
     answers = await asyncio.gather(
-        *(ask(app.http_client, peer, request, app.peer_auth) for peer in peers)
+        *(ask(app.http_client, peer, request, app.peer_auth, _longest_wait(app)) for peer in peers)
     )
     for peer, answer in zip(peers, answers, strict=True):
+        if answer.status == NotYetConsistent.status:
+            raise NotYetConsistent(
+                "A worker holding part of the table does not include every event of the"
+                " consistency tokens yet; retry",
+                details={"owner": str(peer), **(json.loads(answer.body).get("details") or {})},
+            )
         if answer.status != 200:
             raise ServiceUnavailable(
                 "A worker holding part of the table could not answer",

@@ -16,18 +16,20 @@ from karrot_streams.web.aggregates_views import (
     SellerSalesView,
 )
 from karrot_streams.web.batch_views import PublishBatchView
+from karrot_streams.web.consistency import ITEM_PATH
 from karrot_streams.web.console_views import ConsoleAssetView, ConsoleView
 from karrot_streams.web.dlq_views import DeadLetterMessagesView, RedriveView
 from karrot_streams.web.events_views import EventView, PublishEventView
 from karrot_streams.web.http.auth import TokenCheck
 from karrot_streams.web.http.middleware import api_middleware
+from karrot_streams.web.internal_views import ItemStateView
 from karrot_streams.web.monitoring_views import (
     DeadLettersView,
     HealthView,
     MetricsView,
     ReadyView,
 )
-from karrot_streams.web.openapi import OPENAPI_PATH, OpenApiView
+from karrot_streams.web.openapi import OPENAPI_PATH, openapi_view
 from karrot_streams.web.stats_views import StatsView
 from karrot_streams.web.view import ApiView
 
@@ -50,10 +52,11 @@ ROUTES: tuple[tuple[str, type[ApiView]], ...] = (
     ("/api/v1/monitoring/ready", ReadyView),
     ("/api/v1/monitoring/dlq", DeadLettersView),
     ("/api/v1/monitoring/stats", StatsView),
-    (OPENAPI_PATH, OpenApiView),
+    (OPENAPI_PATH, openapi_view(lambda: ROUTES)),
     ("/metrics", MetricsView),
     ("/console", ConsoleView),
     ("/console/{name}", ConsoleAssetView),
+    (ITEM_PATH, ItemStateView),
 )
 
 

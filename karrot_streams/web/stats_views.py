@@ -27,6 +27,8 @@ from karrot_streams.monitoring.commit_monitor import CommitMonitor
 from karrot_streams.runtime import internals
 from karrot_streams.store.event_store import Status
 from karrot_streams.store.status_counts import StatusCounts
+from karrot_streams.web.http import models
+from karrot_streams.web.http.operations import Answer, Operation, declare
 from karrot_streams.web.http.responses import json_response
 from karrot_streams.web.view import ApiView
 
@@ -155,6 +157,14 @@ async def store_counts(cache: StatusCounts | None) -> dict[str, Any]:
 
 class StatsView(ApiView):
     """``{sampledAt, worker, topics: {<topic>: {processed, ...}}, lag: [...], eventStore}``."""
+
+    operations = declare(
+        get=Operation(
+            "This worker's counters, consumer lag and event-store counts (open)",
+            {200: Answer("Counters", models.Stats)},
+            open=True,
+        )
+    )
 
     async def get(self, request: web.Request) -> web.StreamResponse:
         app = self.karrot

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from aiohttp import web
 from faust.web import Request, Response, View
@@ -12,6 +13,7 @@ from faust.web.exceptions import WebError
 from karrot_streams.monitoring.tracing import TRACEPARENT, TRACESTATE, http_trace_headers
 from karrot_streams.publishing.events import EventPublisher, HeaderList
 from karrot_streams.web.http.errors import ServiceUnavailable, from_status
+from karrot_streams.web.http.operations import Operation
 
 if TYPE_CHECKING:
     from karrot_streams.resources import Resources
@@ -23,6 +25,9 @@ READY_TIMEOUT_S = 10.0
 
 
 class ApiView(View):
+    #: What each method does, for the OpenAPI document (web/openapi.py): one per handler.
+    operations: ClassVar[Mapping[str, Operation]] = {}
+
     @property
     def karrot(self) -> KarrotApp:
         return cast("KarrotApp", self.app)

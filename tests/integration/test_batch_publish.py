@@ -17,7 +17,15 @@ pytestmark = pytest.mark.integration
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 PATH = "/api/v1/events/batch"
 ERROR_FIELDS = {"code", "message", "timestamp", "path", "details"}
-PUBLISHED_FIELDS = {"index", "eventId", "status", "topic", "partition", "offset"}
+PUBLISHED_FIELDS = {
+    "index",
+    "eventId",
+    "status",
+    "topic",
+    "partition",
+    "offset",
+    "consistencyToken",
+}
 
 
 def suffix() -> str:
@@ -98,6 +106,9 @@ async def test_mixed_batch_answers_207_with_a_result_each(http: httpx.AsyncClien
     for result, topic in ((results[0], "item-events"), (results[2], "user-events")):
         assert set(result) == PUBLISHED_FIELDS
         assert result["topic"] == topic
+        assert result["consistencyToken"] == (
+            f"{topic}:{result['partition']}:{result['offset']}:{result['eventId']}"
+        )
         assert uuid.UUID(result["eventId"])
         assert result["partition"] >= 0
         assert result["offset"] >= 0

@@ -367,6 +367,13 @@ async def test_console_shows_the_stream_and_redrives_a_dead_letter(
     done = browser.find_element(By.CSS_SELECTOR, "#redrive-list tbody tr")
     assert done.get_attribute("data-status") == "REDRIVEN"
     assert "chat-events" in done.text
+    # The categories are read again with the redrive's consistency token (a chat event counts in
+    # no table: answered at once, 200).
+    wait_for(
+        browser,
+        lambda d: by_id(d, "redrive-summary").get_attribute("data-consistent") == "true",
+        "the categories read with the redrive's consistency tokens",
+    )
     browser.find_element(By.CSS_SELECTOR, "#redrive-dialog [data-close]").click()
 
     # The worker reprocesses it: the event store moves it from FAILED to PROCESSED.

@@ -352,7 +352,18 @@ def test_publish_then_published_then_processed(api: httpx.Client) -> None:
     assert response.status_code == 201, response.text
     assert response.headers["content-type"] == "application/json; charset=utf-8"
     created = response.json()
-    assert set(created) == {"eventId", "status", "publishedAt", "topic", "partition", "offset"}
+    assert set(created) == {
+        "eventId",
+        "status",
+        "publishedAt",
+        "topic",
+        "partition",
+        "offset",
+        "consistencyToken",
+    }
+    assert created["consistencyToken"] == (
+        f"{created['topic']}:{created['partition']}:{created['offset']}:{created['eventId']}"
+    )
     assert created["status"] == "PUBLISHED"
     assert created["topic"] == "item-events"
     assert created["partition"] >= 0

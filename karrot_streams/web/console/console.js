@@ -13,6 +13,7 @@
   const HISTORY_MS = 5 * 60 * 1000;
   const MIN_SPAN_MS = 60 * 1000;
   const RECENT_LIMIT = 10;
+  const REDRIVE_WAIT_MS = 5000; // how long the categories may wait for redriven events
   const TOP_CATEGORIES = 8;
   const STATUSES = ["CREATED", "PUBLISHED", "PROCESSED", "FAILED"];
   const COLORS = ["#ff6f0f", "#0969da", "#1a7f37", "#8250df", "#bf3989", "#9a6700"];
@@ -220,8 +221,17 @@
     renderHealth(answer.data);
   }
 
-  async function refreshCategories() {
-    const answer = await api("/api/v1/categories");
+  async function refreshCategories(tokens = []) {
+    // With the consistency tokens of a redrive: the figures include the redriven events, or
+    // the worker says 409 (not yet, or never: a letter that fails again); then the plain list.
+    let answer = null;
+    if (tokens.length) {
+      const query = new URLSearchParams({ consistencyToken: tokens.join(","), consistencyWaitMs: String(REDRIVE_WAIT_MS) });
+      answer = await api("/api/v1/categories?" + query);
+      $("redrive-summary").dataset.consistent = String(answer.ok);
+      if (!answer.ok) answer = null;
+    }
+    answer = answer || await api("/api/v1/categories");
     if (!answer.ok) throw new Error("categories: " + messageOf(answer.data, answer.status));
     renderCategories(answer.data.categories);
   }
@@ -569,7 +579,12 @@
       } else {
         resetPreview();
       }
-      if (!dryRun) refreshDeadLetters().catch(() => {});
+      if (!dryRun) {
+        refreshDeadLetters().catch(() => {});
+        // The categories as they are once the redriven events are in (their tokens).
+        const tokens = (answer.data.messages || []).map((m) => m.consistencyToken).filter(Boolean);
+        refreshCategories(tokens).catch(() => {});
+      }
     } catch (error) {
       $("redrive-error").textContent = "The worker did not answer: " + error.message;
       resetPreview();

@@ -70,6 +70,13 @@ class MethodNotAllowed(ApiError):
     code = "METHOD_NOT_ALLOWED"
 
 
+class NotYetConsistent(ApiError):
+    """A table query's consistency tokens: their events are not in the table yet."""
+
+    status = 409
+    code = "NOT_YET_CONSISTENT"
+
+
 class PayloadTooLarge(ApiError):
     status = 413
     code = "PAYLOAD_TOO_LARGE"

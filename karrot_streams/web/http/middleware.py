@@ -71,7 +71,7 @@ def api_middleware(tokens: TokenCheck, peers: PeerAuth) -> Middleware:
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise  # redirects pass through
-            return error_response(_from_http(exc, request), request)
+            return error_response(await _from_http(exc, request), request)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -81,12 +81,23 @@ def api_middleware(tokens: TokenCheck, peers: PeerAuth) -> Middleware:
     return middleware
 
 
-def _from_http(exc: web.HTTPException, request: web.Request) -> ApiError:
-    if isinstance(exc, web.HTTPMethodNotAllowed):
-        allowed = sorted(exc.allowed_methods)
-        return MethodNotAllowed(
-            f"Method {request.method} is not allowed here; allowed: {', '.join(allowed)}",
-            details={"allowed": allowed},
-            headers={"Allow": ", ".join(allowed)},
-        )
-    return from_status(exc.status, exc.reason, request.path)
+async def allowed_methods(request: web.Request) -> set[str]:
+    """The methods of the route that answers this path: the first that matches it, as routing
+    picks. aiohttp's 405 lists every matching route's: ``/api/v1/events/batch`` also matches
+    ``/api/v1/events/{event_id}``, whose GET is no operation of the batch path."""
+    for resource in request.app.router.resources():
+        _, allowed = await resource.resolve(request)
+        if allowed:
+            return set(allowed)
+    return set()
+
+
+async def _from_http(exc: web.HTTPException, request: web.Request) -> ApiError:
+    if not isinstance(exc, web.HTTPMethodNotAllowed):
+        return from_status(exc.status, exc.reason, request.path)
+    allowed = sorted(await allowed_methods(request) or exc.allowed_methods)
+    return MethodNotAllowed(
+        f"Method {request.method} is not allowed here; allowed: {', '.join(allowed)}",
+        details={"allowed": allowed},
+        headers={"Allow": ", ".join(allowed)},
+    )
