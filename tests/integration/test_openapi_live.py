@@ -21,7 +21,7 @@ import pytest
 from karrot_streams.web.http.auth import needs_token
 from tests.support.worker import API_TOKEN
 
-MAX_EXAMPLES = 25
+MAX_EXAMPLES = 12
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 
 
@@ -117,7 +117,7 @@ def test_schemathesis_finds_no_failure(worker_url: str, tmp_path: Path) -> None:
         headers=[f"Authorization: Bearer {API_TOKEN}"],
     )
     # Enough cases that every operation was really exercised, not only its examples.
-    assert report["test_cases"]["generated"] >= 20 * report["operations"]["tested"]
+    assert report["test_cases"]["generated"] >= 10 * report["operations"]["tested"]
 
 
 def test_schemathesis_without_a_token_finds_no_failure(worker_url: str, tmp_path: Path) -> None:
