@@ -21,7 +21,7 @@ import pytest
 from karrot_streams.web.http.auth import needs_token
 from tests.support.worker import API_TOKEN
 
-MAX_EXAMPLES = 12
+MAX_EXAMPLES = 6
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 
 
