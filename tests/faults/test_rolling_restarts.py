@@ -193,6 +193,8 @@ async def restart(
     return back, figures
 
 
+# In `make soak` only: 90 s that the fresh-clone CI run cannot spare (it stays under 25 min).
+@pytest.mark.soak
 @pytest.mark.parametrize(
     ("size", "guarantee"), sized(Size(count=2400, rate=40), Size(count=9000, rate=100), slow=True)
 )
