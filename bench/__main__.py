@@ -74,6 +74,14 @@ async def _latency(bench: Bench, results: report.Results) -> None:
                 f"latency {variant.label} {i + 1}/{options.runs} @ {rate:,.0f}/s: p50/p99"
                 f" row {pair(run.store)}, enriched (read_committed) {pair(run.enriched)}, API {api}"
             )
+            if run.commits:
+                say(
+                    f"  {next(iter(run.commits.values())).commits} commits, mean / p99 under: "
+                    + ", ".join(
+                        f"{phase} {c.mean_ms:.1f} / {c.p99_under_ms or float('inf'):g} ms"
+                        for phase, c in run.commits.items()
+                    )
+                )
 
 
 async def _recovery(bench: Bench, results: report.Results) -> None:

@@ -19,6 +19,7 @@ from urllib.parse import quote
 
 import httpx
 from aiokafka import AIOKafkaConsumer
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench import corpus, kafka_io
 from bench.context import Bench
@@ -59,6 +60,60 @@ class Percentiles:
 
 
 @dataclass(frozen=True)
+class CommitPhase:
+    """One part of the worker's transaction commits over a run (exactly_once only): its mean,
+    and the bucket bound at or under which 99% of them ended."""
+
+    mean_ms: float
+    p99_under_ms: float | None
+    commits: int
+
+
+COMMIT_METRIC = "karrot_transaction_commit_seconds"
+
+
+def commit_phases(metrics_text: str) -> dict[str, CommitPhase]:
+    """The worker's ``karrot_transaction_commit_seconds`` histogram, per phase."""
+    buckets: dict[str, list[tuple[float, float]]] = {}
+    sums: dict[str, float] = {}
+    counts: dict[str, float] = {}
+    for family in text_string_to_metric_families(metrics_text):
+        if family.name != COMMIT_METRIC:
+            continue
+        for sample in family.samples:
+            phase = sample.labels.get("phase", "")
+            if sample.name.endswith("_bucket"):
+                bound = float(sample.labels["le"])
+                buckets.setdefault(phase, []).append((bound, sample.value))
+            elif sample.name.endswith("_sum"):
+                sums[phase] = sample.value
+            elif sample.name.endswith("_count"):
+                counts[phase] = sample.value
+    phases = {}
+    for phase, count in counts.items():
+        if not count:
+            continue
+        under = next((b for b, c in sorted(buckets.get(phase, [])) if c >= 0.99 * count), None)
+        phases[phase] = CommitPhase(
+            mean_ms=sums.get(phase, 0.0) / count * 1000,
+            p99_under_ms=None if under is None or under == float("inf") else under * 1000,
+            commits=int(count),
+        )
+    return phases
+
+
+async def _scrape_commit_phases(url: str) -> dict[str, CommitPhase]:
+    async with httpx.AsyncClient(timeout=5.0) as client:
+        try:
+            answer = await client.get(
+                f"{url}/metrics", headers={"Authorization": f"Bearer {TOKEN}"}
+            )
+        except httpx.HTTPError:
+            return {}
+    return commit_phases(answer.text) if answer.status_code == 200 else {}
+
+
+@dataclass(frozen=True)
 class LatencyRun:
     rate: float
     sent: int
@@ -71,6 +126,8 @@ class LatencyRun:
     drift: float | None
     cpu: CpuShare | None  # of the worker while the events were being produced
     variant: str = ""  # Variant.label: the guarantee (and commit interval) it ran under
+    #: Where the worker's commits spent their time (exactly_once), by phase.
+    commits: Mapping[str, CommitPhase] = field(default_factory=dict)
 
 
 @dataclass
@@ -220,6 +277,7 @@ async def run(bench: Bench, index: int, rate: float, variant: Variant | None = N
         await wait_until(seen, SETTLE_TIMEOUT_S)
         stop.set()
         await asyncio.gather(*watchers)
+        commits = await _scrape_commit_phases(worker.url)
     finally:
         stop.set()
         worker.cleanup()
@@ -236,4 +294,5 @@ async def run(bench: Bench, index: int, rate: float, variant: Variant | None = N
         drift=_drift(sent, created),
         cpu=cpu,
         variant=variant.label,
+        commits=commits,
     )

@@ -16,10 +16,16 @@ from aiokafka.errors import IllegalStateError
 from faust.exceptions import ConsumerNotStarted
 from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from prometheus_client import CollectorRegistry
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 from karrot_streams.runtime import internals
+from karrot_streams.runtime.transactions import CommitTimings, transactions_of
 
 #: Faust's metrics are named ``faust_*`` whatever the app id, so dashboards survive a rename.
 METRICS_PREFIX = "faust"
@@ -164,6 +170,26 @@ class WorkerCollector(Collector):
         )
         rebalances.add_metric([], self._app.rebalancing_count)
         yield rebalances
+        transactions = transactions_of(self._app)
+        if transactions.exactly_once:
+            yield self._commit_times(transactions.timings)
+
+    @staticmethod
+    def _commit_times(timings: CommitTimings) -> HistogramMetricFamily:
+        family = HistogramMetricFamily(
+            "karrot_transaction_commit_seconds",
+            "Time of each part of a transaction's commit: steps (waiting for the steps inside"
+            " to end), offsets (sending the input offsets), end (the producer's flush and"
+            " EndTxn).",
+            labels=["phase"],
+        )
+        for phase, times in timings.phases().items():
+            buckets: list[tuple[str, float]] = [
+                (f"{b:g}", c) for b, c in zip(times.buckets, times.counts, strict=True)
+            ]
+            buckets.append(("+Inf", times.count))
+            family.add_metric([phase], buckets, times.total)
+        return family
 
     def _lag(self) -> dict[tuple[str, int], float]:
         try:

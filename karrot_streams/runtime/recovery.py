@@ -58,9 +58,12 @@ IDLE_CHECK_S = 5.0
 #: no record fills, so only the consumer's position can tell that the partition is read.
 MARKER_CHECK_S = 0.3
 #: How long recovery asks again for a highwater below a persisted offset (a transaction's
-#: markers not written yet), and how often.
+#: markers not written yet), and how often; under exactly-once, up to the transaction timeout.
 HIGHWATER_SETTLE_S = 10.0
 HIGHWATER_RETRY_S = 0.2
+#: The broker checks for timed-out transactions this often (its
+#: ``transaction.abort.timed.out.transaction.cleanup.interval.ms``, 10 s by default).
+TRANSACTION_ABORT_CHECK_S = 10.0
 
 
 class Verdict(Enum):
@@ -279,29 +282,73 @@ class BulkRecovery(Recovery):
     async def _build_highwaters(
         self, consumer: Any, tps: set[Any], destination: Any, title: str
     ) -> None:
-        """Faust's highwaters, asked again while one is below the persisted offset.
+        """Faust's highwaters, asked again while one is below its table's persisted offset.
 
-        Under exactly-once a persisted offset is moved when its transaction commits, and the
-        broker writes the commit's markers just after it answers: a rebalance that follows a
-        commit (the revoke callback commits) can ask for the last stable offset before they
-        are written, and Faust's recovery would stop with a ConsistencyError for a changelog
-        that is only a few milliseconds behind.
+        Under exactly-once a persisted offset moves when its transaction commits, and the last
+        stable offset that ``read_committed`` gives as the highwater can stay below it:
+
+        * the broker writes a commit's markers just after it answers, so a rebalance that
+          follows a commit (the revoke callback commits) can ask before they are written;
+        * a transaction another producer left open on the partition holds the last stable
+          offset at its first record until it ends: a worker paused past its session (a
+          zombie) that wrote this changelog before its partitions moved here. It aborts when it
+          wakes and finds its generation gone, or the broker aborts it at the transaction
+          timeout.
+
+        Faust would stop the worker with a ConsistencyError. The store holds only committed
+        writes (runtime/transactional_store.py), so the highwater is asked again until it passes
+        the persisted offset, for up to the transaction timeout; only a changelog still behind
+        after that is inconsistent. The persisted offsets are the tables' own: Faust builds the
+        active highwaters before it reads them into its offsets.
         """
-        offsets = self.active_offsets if title == "active" else self.standby_offsets
-        deadline = monotonic() + HIGHWATER_SETTLE_S
+        persisted = self._persisted_offsets(tps)
+        deadline = monotonic() + self._highwater_settle_s()
+        warned = False
         while True:
             await super()._build_highwaters(consumer, tps, destination, title)
-            behind = [
-                tp
-                for tp in tps
-                if offsets.get(tp) is not None
-                and destination.get(tp) is not None
-                and offsets[tp] > destination[tp]
-            ]
+            behind = {
+                tp: offset
+                for tp, offset in persisted.items()
+                if destination.get(tp) is not None and offset > destination[tp]
+            }
             if not behind or monotonic() >= deadline:
                 return
-            log.info("Highwater of %s below its persisted offset: asking again", behind)
+            if not warned:
+                warned = True
+                log.warning(
+                    "Changelog end (last stable offset) below the persisted offset of %s: a "
+                    "transaction still open there; asking again for up to %.0f s",
+                    {tp: (destination[tp], offset) for tp, offset in behind.items()},
+                    deadline - monotonic(),
+                )
+            persisted = behind
+            tps = set(behind)
             await asyncio.sleep(HIGHWATER_RETRY_S)
+
+    def _persisted_offsets(self, tps: set[Any]) -> dict[Any, int]:
+        offsets = {}
+        for tp in tps:
+            table = self.tp_to_table.get(tp)
+            offset = table.persisted_offset(tp) if table is not None else None
+            if offset is not None:
+                offsets[tp] = offset
+        return offsets
+
+    def _highwater_settle_s(self) -> float:
+        """How long a highwater below a persisted offset is asked again: an open transaction's
+        lifetime at most (the broker's timeout, plus its abort check), within Faust's own
+        timeout for the step; a few seconds for a commit's markers otherwise."""
+        transactions = getattr(self.app, "transactions", None)
+        if transactions is None or not getattr(transactions, "exactly_once", False):
+            return HIGHWATER_SETTLE_S
+        timeout_s: float = transactions.timeout_s
+        return max(
+            HIGHWATER_SETTLE_S,
+            min(
+                timeout_s + TRANSACTION_ABORT_CHECK_S,
+                float(self.app.conf.broker_request_timeout) - HIGHWATER_RETRY_S * 10,
+            ),
+        )
 
     async def _end_if_recovered(self, idle_checks: int) -> None:
         """Faust's end-of-recovery check: with every active partition at its highwater, what

@@ -28,6 +28,8 @@ import contextvars
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping
 from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, field
+from time import monotonic
 from typing import Any, TypeVar
 
 from karrot_streams.runtime import internals
@@ -44,6 +46,42 @@ _inside_step: contextvars.ContextVar[bool] = contextvars.ContextVar("inside_step
 
 class TransactionFailed(Exception):
     """The worker's transaction aborted or its producer was fenced: this run must end."""
+
+
+#: Upper bounds of the commit-time buckets (s): around the 0.1 s commit interval.
+COMMIT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+@dataclass
+class Timings:
+    """A histogram kept by hand (what a collector exports on scrape, without a registry here):
+    per upper bound, how many took at most that long."""
+
+    buckets: tuple[float, ...] = COMMIT_BUCKETS
+    counts: list[int] = field(default_factory=lambda: [0] * len(COMMIT_BUCKETS))
+    total: float = 0.0
+    count: int = 0
+
+    def observe(self, seconds: float) -> None:
+        self.total += seconds
+        self.count += 1
+        for n, bound in enumerate(self.buckets):
+            if seconds <= bound:
+                self.counts[n] += 1
+
+
+@dataclass
+class CommitTimings:
+    """Where a commit's time goes, which bounds how soon a ``read_committed`` reader sees a
+    record: waiting for the steps inside to end (the gate), the offsets, the EndTxn (with the
+    producer's flush before it)."""
+
+    steps: Timings = field(default_factory=Timings)
+    offsets: Timings = field(default_factory=Timings)
+    end: Timings = field(default_factory=Timings)
+
+    def phases(self) -> dict[str, Timings]:
+        return {"steps": self.steps, "offsets": self.offsets, "end": self.end}
 
 
 class WorkerTransactions:
@@ -92,6 +130,7 @@ class WorkerTransactions:
         #: the records may have been processed again by their new owner.
         self._generations: set[int] = set()
         self.commits = 0
+        self.timings = CommitTimings()
 
     def bind(
         self,
@@ -168,7 +207,9 @@ class WorkerTransactions:
         async with self._commit_lock:
             self._gate_open.clear()
             try:
+                began = monotonic()
                 await self._no_steps.wait()
+                self.timings.steps.observe(monotonic() - began)
                 yield
             finally:
                 self._gate_open.set()
@@ -258,11 +299,15 @@ class WorkerTransactions:
         producer = self._producer_now()
         try:
             if offsets and group is not None:
+                began = monotonic()
                 await asyncio.wait_for(
                     internals.send_offsets_to_transaction(producer, offsets, group),
                     self.timeout_s,
                 )
+                self.timings.offsets.observe(monotonic() - began)
+            began = monotonic()
             await asyncio.wait_for(producer.commit_transaction(), self.timeout_s)
+            self.timings.end.observe(monotonic() - began)
         except TransactionFailed as exc:
             await self.fail(exc)
             raise

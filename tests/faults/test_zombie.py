@@ -102,19 +102,7 @@ def _log_mentions(worker: WorkerProcess, word: str) -> int:
 @pytest.mark.parametrize(
     ("size", "guarantee"),
     [
-        pytest.param(
-            SHORT,
-            EXACTLY_ONCE,
-            id=f"short-{EXACTLY_ONCE}",
-            # Not strict: a run that passes shows as XPASS. Reported in CI, never skipped. It
-            # passed 5 of 5 runs here and failed once in a fresh-clone CI run, as described.
-            marks=pytest.mark.xfail(
-                strict=False,
-                reason="open, issue 18: the survivor's recovery beside the frozen zombie's open"
-                " transaction can stop with Faust's ConsistencyError (a persisted offset above"
-                " the changelog's highwater)",
-            ),
-        ),
+        pytest.param(SHORT, EXACTLY_ONCE, id=f"short-{EXACTLY_ONCE}"),
         pytest.param(SHORT, AT_LEAST_ONCE, id=f"short-{AT_LEAST_ONCE}", marks=pytest.mark.soak),
     ]
     + [pytest.param(SOAK, g, id=f"soak-{g}", marks=pytest.mark.soak) for g in GUARANTEES],

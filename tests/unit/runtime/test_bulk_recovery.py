@@ -72,6 +72,9 @@ class Table:
     async def on_changelog_event(self, event: Event) -> None:
         self.seen.append(event.message.offset)
 
+    def persisted_offset(self, tp: TP) -> int | None:
+        return self.data.persisted.get(tp)
+
     def apply_changelog_batch(self, batch: list[Event]) -> None:
         self.applied.append([e.message.offset for e in batch])
         for event in batch:
@@ -323,3 +326,99 @@ async def test_a_stale_record_loses_to_the_value_in_the_run_and_in_the_store(
     # A newer record replaces it, and a tombstone deletes whatever is there.
     await bulk._apply_run([keyed(SELLERS, 4, key, sales(3, 11)), keyed(SELLERS, 5, key, None)])
     assert stored(table, 1, key) is None
+
+
+pause = asyncio.sleep
+
+
+class Transactions:
+    exactly_once = True
+    timeout_s = 60.0
+
+
+class Highwaters:
+    """A consumer whose changelog end (the last stable offset) passes ``to`` after ``asks``
+    asks: another producer's transaction open on the partition until then."""
+
+    def __init__(self, before: int, to: int, asks: int) -> None:
+        self.before = before
+        self.to = to
+        self.asks = asks
+        self.asked = 0
+
+    async def highwaters(self, *tps: TP) -> dict[TP, int]:
+        self.asked += 1
+        end = self.to if self.asked > self.asks else self.before
+        return dict.fromkeys(tps, end)
+
+
+async def test_a_highwater_held_below_the_persisted_offset_is_asked_again_past_a_few_seconds(
+    recovery: tuple[BulkRecovery, Table],
+    app: faust.App,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A zombie's open transaction holds the changelog's last stable offset below what this
+    worker committed there (a fresh-clone CI run stopped with Faust's ConsistencyError): the
+    recovery waits for it up to the transaction timeout, not the few seconds a commit's
+    markers take."""
+    bulk, table = recovery
+    cast(Any, app).transactions = Transactions()
+    table.data.persisted[ACTIVE] = 2558
+    monkeypatch.setattr("karrot_streams.runtime.recovery.HIGHWATER_RETRY_S", 0.001)
+    clock = [0.0]
+
+    async def tick(seconds: float) -> None:
+        clock[0] += 1.0  # each ask a second later: past HIGHWATER_SETTLE_S after ten
+        await pause(0)
+
+    monkeypatch.setattr("karrot_streams.runtime.recovery.monotonic", lambda: clock[0])
+    monkeypatch.setattr("karrot_streams.runtime.recovery.asyncio.sleep", tick)
+    consumer = Highwaters(before=2553, to=2570, asks=30)
+    with caplog.at_level(logging.WARNING, logger="karrot_streams.runtime.recovery"):
+        await bulk._build_highwaters(consumer, {ACTIVE}, bulk.active_highwaters, "active")
+    assert consumer.asked == 31
+    assert bulk.active_highwaters[ACTIVE] == 2569  # Faust's highwater: the end's offset - 1
+    assert sum("a transaction still open" in r.getMessage() for r in caplog.records) == 1
+
+
+async def test_a_highwater_still_below_after_the_transaction_timeout_is_left_to_faust(
+    recovery: tuple[BulkRecovery, Table], app: faust.App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the transaction timeout no open transaction explains it: the changelog is behind
+    the store, and Faust's consistency check says so."""
+    bulk, table = recovery
+    cast(Any, app).transactions = Transactions()
+    table.data.persisted[ACTIVE] = 2558
+    clock = [0.0]
+
+    async def tick(seconds: float) -> None:
+        clock[0] += 1.0
+        await pause(0)
+
+    monkeypatch.setattr("karrot_streams.runtime.recovery.monotonic", lambda: clock[0])
+    monkeypatch.setattr("karrot_streams.runtime.recovery.asyncio.sleep", tick)
+    consumer = Highwaters(before=2553, to=2570, asks=10_000)
+    await bulk._build_highwaters(consumer, {ACTIVE}, bulk.active_highwaters, "active")
+    assert bulk.active_highwaters[ACTIVE] == 2552
+    # The transaction timeout plus the broker's check for timed-out transactions, one ask a
+    # second.
+    assert 60 <= consumer.asked <= 72
+
+
+async def test_without_transactions_a_highwater_below_is_asked_again_for_seconds_only(
+    recovery: tuple[BulkRecovery, Table], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bulk, table = recovery
+    table.data.persisted[ACTIVE] = 2558
+    clock = [0.0]
+
+    async def tick(seconds: float) -> None:
+        clock[0] += 1.0
+        await pause(0)
+
+    monkeypatch.setattr("karrot_streams.runtime.recovery.monotonic", lambda: clock[0])
+    monkeypatch.setattr("karrot_streams.runtime.recovery.asyncio.sleep", tick)
+    consumer = Highwaters(before=2553, to=2570, asks=10_000)
+    await bulk._build_highwaters(consumer, {ACTIVE}, bulk.active_highwaters, "active")
+    assert consumer.asked <= 12
