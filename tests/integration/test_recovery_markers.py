@@ -3,12 +3,12 @@ transaction's marker, an aborted transaction's records and its marker, or severa
 each ending in a marker.
 
 Under ``read_committed`` none of those offsets is delivered as a record, so the recovery can end
-a partition only from the consumer's position. In the soak-size zombie scenario a rebuilt worker
-sat at "remaining 1" on several partitions for 600 s: the fetch that moved their position past
-the marker brought no record of any partition, and the position was noted only after fetches
-that did. Here one partition ends in more aborted bytes than one fetch of a partition takes
-(the app's 4 MiB), so its last fetch holds the rest of them and the abort marker, and nothing
-else is left to fetch.
+a partition only from the consumer's position, which the consumer noted only after fetches that
+returned records. A partition whose last fetch returns none was never ended: in the soak-size
+zombie scenario, partitions whose last records had waited for room in the recovery's queue
+("remaining 1" for 600 s; tests/unit/runtime/test_drain_loop.py has that case). Here one
+partition ends in more aborted bytes than one fetch of a partition takes (the app's 4 MiB), so
+its last fetch holds only the rest of them and the abort marker.
 """
 
 from __future__ import annotations
