@@ -157,8 +157,14 @@ class BatchDeliveryConsumer(internals.consumer_class()):  # type: ignore[misc]
             # Records of a partition sought just now were fetched before the seek: read again.
             later = await self._seek_later() if self._later else None
             await self._deliver_fetch(records, active, sought=later)
-        elif self._later:
-            await self._seek_later()
+        else:
+            # No record of any partition, yet a changelog's position may have moved past its
+            # end in this fetch: aiokafka returns no partition whose fetch held only
+            # transaction markers or aborted records. Noted only after fetches with records,
+            # such a partition kept an older position and its recovery never ended.
+            later = await self._seek_later() if self._later else set()
+            if self.flow_active and self.app.flow_control.is_active():
+                self._note_changelogs_read(active, later)
 
     def _queues_cleared(self) -> None:
         self._reread = True
@@ -322,8 +328,11 @@ class BatchDeliveryConsumer(internals.consumer_class()):  # type: ignore[misc]
         self._note_changelogs_read(active, passed_over)
 
     def _note_changelogs_read(self, active: set[TP] | None, passed_over: set[TP]) -> None:
-        """After a fetch: the changelog partitions of the fetch whose records all reached the
-        recovery's queue are read to the consumer's position (markers included)."""
+        """After a fetch, with or without records: the changelog partitions of the fetch whose
+        records all reached the recovery's queue are read to the consumer's position (markers
+        and aborted records included). The position moves only as aiokafka hands out a
+        partition's records (all of them delivered here, or held in ``_pending``, or passed
+        over and sought again) or by a seek, so no record before it is still on its way."""
         read_to = self._changelog_read_to
         changelogs = self.app.tables.changelog_topics
         fetched = [tp for tp in active or () if tp.topic in changelogs]
