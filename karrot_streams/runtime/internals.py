@@ -279,6 +279,12 @@ def register_store(scheme: str, target: str) -> None:
     faust_stores.STORES[scheme] = target
 
 
+def persisted_changelog_offset(table: Any, tp: TP) -> int | None:
+    """Where ``table``'s recovery of ``tp`` starts: the store holds the changelog up to it."""
+    offset: int | None = table.data.persisted_offset(tp)
+    return offset
+
+
 def persist_changelog_offset(table: Any, tp: TP, offset: int) -> None:
     """Where ``table``'s recovery starts for ``tp``, once its changelog holds ``offset``.
 

@@ -12,10 +12,18 @@ returns once the broker has every record: before the facts are acked, so before 
 
 The bytes are Faust's: the same key and value encoders, the same changelog topic and partition,
 so a table written here recovers with Faust's recovery and the other way round.
+
+Under at-least-once nothing fences a worker paused past its session (a zombie): it resumes and
+writes to a changelog partition whose new owner wrote after what its own store has read. Faust
+moves the recovery start to its own record's offset whatever lies below it; here it is moved
+only when the step's records follow the store's persisted offset with nothing between them.
+Else the next recovery of the partition starts where the store is known to be whole and reads
+the other writer's records, which its judge (tables/declarations.py) weighs against the store's.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -27,6 +35,8 @@ from karrot_streams.runtime import internals
 from karrot_streams.runtime.producer import BatchProducer, Placed
 from karrot_streams.runtime.transactional_store import TransactionalStore
 from karrot_streams.runtime.transactions import transactions_of
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +69,8 @@ class ChangelogWrites:
     def __init__(self, app: Any, send_placed: SendPlaced) -> None:
         self._app = app
         self._send_placed = send_placed
+        #: Changelog partitions whose recovery start is held back (logged once each).
+        self._interleaved: set[TP] = set()
 
     async def __call__(self, writes: list[TableWrite]) -> None:
         if not writes:
@@ -68,6 +80,7 @@ class ChangelogWrites:
             return
         records: list[Placed] = []
         owners: dict[str, Any] = {}
+        counts: dict[tuple[str, int], int] = {}
         for write in writes:
             table = write.table
             partition: int = write.event.message.partition
@@ -78,23 +91,51 @@ class ChangelogWrites:
             topic = table.changelog_topic.get_topic_name()
             owners[topic] = table
             records.append((topic, partition, key, value))
+            counts[topic, partition] = counts.get((topic, partition), 0) + 1
         acked: dict[tuple[str, int], int] = {}
         await self._send_placed(records, acked)
         transactions = transactions_of(self._app)
         for (topic, partition), offset in acked.items():
             table = owners[topic]
             tp = TP(topic, partition)
-            if isinstance(table.data, TransactionalStore):
+            if not transactions.exactly_once:
+                self._persist_if_whole(table, tp, offset, counts[topic, partition])
+            elif isinstance(table.data, TransactionalStore):
                 # Under exactly-once, with the step's values at the commit, in one batch.
                 table.data.persist_on_commit(tp, offset)
-            elif transactions.exactly_once:
+            else:
                 # Recovery starts after the persisted offset and reads read_committed: an offset
                 # of a record not yet committed is past what it can read (Faust's recovery then
                 # stops with a ConsistencyError), and lost if the transaction aborts.
                 persist = partial(internals.persist_changelog_offset, table, tp, offset)
                 transactions.after_commit(("changelog", topic, partition), persist)
-            else:
-                internals.persist_changelog_offset(table, tp, offset)
+
+    def _persist_if_whole(self, table: Any, tp: TP, last: int, sent: int) -> None:
+        """Move ``tp``'s recovery start to ``last`` if the ``sent`` records the broker placed
+        up to ``last`` are all that follows the store's persisted offset.
+
+        They take ``sent`` distinct offsets above it, up to ``last``: exactly the offsets
+        between only if no one else wrote there. Another writer's record (a zombie's, or the
+        new owner's while this worker was the zombie), or a copy of a resent record, leaves the
+        start where it is: moved past them, the next recovery would not read the other writer's
+        values, and this store would keep its own stale ones (the zombie's items without the
+        listings the new owner recorded: their sales waited for a listing forever).
+        """
+        held = internals.persisted_changelog_offset(table, tp)
+        if last - sent == (-1 if held is None else held):
+            internals.persist_changelog_offset(table, tp, last)
+            self._interleaved.discard(tp)
+        elif tp not in self._interleaved:
+            self._interleaved.add(tp)
+            log.warning(
+                "Changelog %s holds records this store has not read after offset %s (another"
+                " writer's: %d of this worker's end at %d); its recovery start stays there, so"
+                " the next recovery reads them",
+                tp,
+                held,
+                sent,
+                last,
+            )
 
 
 def placed_sender(

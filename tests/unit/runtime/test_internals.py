@@ -305,6 +305,8 @@ def test_table_writes_repeat_what_a_faust_table_set_does() -> None:
         "partition",
     ]
     assert callable(RocksStore.set_persisted_offset)
+    # persisted_changelog_offset: the offset a store's recovery starts after, or None.
+    assert list(inspect.signature(RocksStore.persisted_offset).parameters) == ["self", "tp"]
     assert callable(TableManager.persist_offset_on_commit)
 
 
