@@ -387,7 +387,13 @@ class BatchDeliveryConsumer(internals.consumer_class()):  # type: ignore[misc]
             r_offset = read_offsets.get(tp)
             if r_offset is None or offset >= r_offset:
                 if r_offset and offset - r_offset > 1 and acks_enabled:
-                    await internals.add_gap(self, tp, r_offset + 1, offset)
+                    # The offsets between: Faust passes ``offset`` (its gap is inclusive), so
+                    # the record's own offset was in the gap and, once acked, twice in the
+                    # acked list; Faust's run of consecutive offsets stops at the repeat, so
+                    # each commit took one run and the commits fell behind the acks of every
+                    # transactional topic (a marker per transaction). A revoke forgets what
+                    # is behind, while the transaction commits its outputs: duplicates.
+                    await internals.add_gap(self, tp, r_offset + 1, offset - 1)
                 read_offsets[tp] = offset
                 fresh.append(message)
         if fresh and acks_enabled and tp not in self._origin:

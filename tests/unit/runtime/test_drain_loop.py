@@ -382,3 +382,27 @@ async def test_a_changelog_read_past_its_end_is_noted_by_a_fetch_without_records
     assert taken == [0, 1, 2, 3], "every record but the last was taken"
     assert queue.get_nowait().message.offset == 4
     assert seen == [None, 6]
+
+
+class _Record:
+    def __init__(self, offset: int) -> None:
+        self.offset = offset
+        self.acked = False
+        self.topic = TP0.topic
+        self.tp = TP0
+
+
+async def test_acks_across_transaction_markers_commit_in_one_go(
+    consumer: BatchDeliveryConsumer,
+) -> None:
+    # A transactional source: each transaction's marker takes an offset no record has (103,
+    # 107). The acked records after each marker must not hold the commit back.
+    consumer._committed_offset[TP0] = 100
+    offsets = [100, 101, 102, 104, 105, 106, 108, 109]
+    records = [_Record(o) for o in offsets]
+    consumer.app.topics.acks_enabled_for = lambda topic: True
+    for record in records:
+        await consumer._advance_read_offset(TP0, [record])
+    for record in records:
+        consumer.ack(record)
+    assert consumer._new_offset(TP0) == 110
