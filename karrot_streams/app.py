@@ -132,7 +132,11 @@ def create_app(settings: Settings | None = None) -> KarrotApp:
         # next run starts from what they hold and reads the committed changelogs after it.
         await app.crash(exc)
 
-    app.transactions.bind(lambda: runtime.aiokafka_producer(app), stop_on_failed_transaction)
+    app.transactions.bind(
+        lambda: runtime.aiokafka_producer(app),
+        stop_on_failed_transaction,
+        rebalancing=lambda: bool(app.rebalancing),
+    )
     app.peer_auth = PeerAuth(settings.peer_key)
     app.aggregates = None
     if settings.role in ("all", "aggregates"):

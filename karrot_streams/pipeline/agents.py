@@ -14,7 +14,12 @@ from karrot_streams.events.types import INPUT_TOPICS
 from karrot_streams.pipeline.handler import BatchHandler, HeaderList
 from karrot_streams.pipeline.messages import Incoming, normalized_headers
 from karrot_streams.resources import Resources
-from karrot_streams.runtime.batches import ack_all, generation_of, take_batches
+from karrot_streams.runtime.batches import (
+    ack_all,
+    consumed_offsets,
+    generation_of,
+    take_batches,
+)
 from karrot_streams.runtime.producer import BatchProducer
 from karrot_streams.runtime.transactions import WorkerTransactions, transactions_of
 
@@ -65,7 +70,11 @@ class EmitChain:
                     await emit
                     ack_all(events)
 
-                await self._transactions.run_step(emit_and_ack, generation=generation_of(events))
+                await self._transactions.run_step(
+                    emit_and_ack,
+                    generation=generation_of(events),
+                    consumed=consumed_offsets(events),
+                )
             except Exception as exc:
                 if isinstance(emit, Coroutine):
                     emit.close()  # never started when ``ready`` failed

@@ -87,3 +87,14 @@ def generation_of(events: Sequence[Any]) -> int | None:
     :func:`take_batches` keeps only the current generation's events."""
     message = getattr(events[0], "message", None) if events else None  # fakes may have none
     return getattr(message, "generation_id", None)
+
+
+def consumed_offsets(events: Sequence[Any]) -> dict[Any, int]:
+    """Per source partition, the last offset of a batch (what its acks make committable)."""
+    last: dict[Any, int] = {}
+    for event in events:
+        message: Any = getattr(event, "message", None)
+        tp = getattr(message, "tp", None)  # fakes may have neither
+        if tp is not None:
+            last[tp] = max(message.offset, last.get(tp, -1))
+    return last

@@ -531,21 +531,23 @@ def fetch_stable_offsets(consumer: Any, wait_s: float = STABLE_WAIT_S) -> None:
     coordinator = consumer._coordinator
     if coordinator is None or not hasattr(coordinator, "_do_fetch_commit_offsets"):
         return
+    #: Per partition, since when its offsets were found in an open transaction. Kept per
+    #: partition, not per request: aiokafka asks for different sets of partitions in turn,
+    #: and a wait counted per set would add up (four sets: 40 s behind one frozen worker).
     unstable_since: dict[Any, float] = {}
 
     async def fetch(partitions: Iterable[Any]) -> dict[Any, OffsetAndMetadata]:
         partitions = list(partitions)
-        key = frozenset(partitions)
-        since = unstable_since.get(key)
-        stable = since is None or time.monotonic() - since < wait_s
+        now = time.monotonic()
+        waited = [tp for tp in partitions if now - unstable_since.get(tp, now) >= wait_s]
+        stable = not waited
         if not stable:
             log.warning(
                 "Offsets of %s stayed in an open transaction for %.0f s: reading the last"
                 " committed ones (the transaction's owner is gone or frozen)",
-                sorted(partitions),
+                sorted(waited),
                 wait_s,
             )
-            unstable_since.pop(key, None)
         request = kip447.StableOffsetFetchRequest(
             coordinator.group_id,
             [(tp.topic, tp.partition) for tp in partitions],
@@ -556,11 +558,12 @@ def fetch_stable_offsets(consumer: Any, wait_s: float = STABLE_WAIT_S) -> None:
         if group_error is not aiokafka_errors.NoError:
             _raise_fetch_error(coordinator, group_error)
         offsets: dict[Any, OffsetAndMetadata] = {}
+        unstable = []
         for fetched in kip447.fetched_offsets(response):
             tp = TopicPartition(fetched.topic, fetched.partition)
             if fetched.error_code == kip447.UNSTABLE_OFFSET_COMMIT:
-                unstable_since.setdefault(key, time.monotonic())
-                raise UnstableOffsetCommit(f"offsets of {tp} are in an open transaction")
+                unstable.append(tp)
+                continue
             if fetched.error_code:
                 error = aiokafka_errors.for_code(fetched.error_code)
                 if error is aiokafka_errors.UnknownTopicOrPartitionError:
@@ -568,7 +571,12 @@ def fetch_stable_offsets(consumer: Any, wait_s: float = STABLE_WAIT_S) -> None:
                 _raise_fetch_error(coordinator, error)
             if fetched.offset >= 0:
                 offsets[tp] = OffsetAndMetadata(fetched.offset, fetched.metadata or "")
-        unstable_since.pop(key, None)
+        if unstable:
+            for tp in unstable:
+                unstable_since.setdefault(tp, now)
+            raise UnstableOffsetCommit(f"offsets of {sorted(unstable)} are in an open transaction")
+        for tp in partitions:
+            unstable_since.pop(tp, None)
         return offsets
 
     coordinator._do_fetch_commit_offsets = fetch

@@ -45,7 +45,15 @@ _inside_step: contextvars.ContextVar[bool] = contextvars.ContextVar("inside_step
 
 
 class TransactionFailed(Exception):
-    """The worker's transaction aborted or its producer was fenced: this run must end."""
+    """The worker's transaction aborted or its producer was fenced: this run must end.
+
+    ``abortable``: the transaction can be aborted and the worker go on while the group
+    rebalances (its partitions are read again from the committed offsets).
+    """
+
+    def __init__(self, *args: object, abortable: bool = False) -> None:
+        super().__init__(*args)
+        self.abortable = abortable
 
 
 #: Upper bounds of the commit-time buckets (s): around the 0.1 s commit interval.
@@ -129,17 +137,30 @@ class WorkerTransactions:
         #: paused past its session) and joined again may no longer own those partitions, and
         #: the records may have been processed again by their new owner.
         self._generations: set[int] = set()
+        #: Per source partition, the last offset the open transaction's stream steps acked. Its
+        #: records' outputs are in the transaction: it commits only with offsets past them.
+        self._consumed: dict[Any, int] = {}
+        #: While true (a rebalance), a transaction that cannot commit its steps' offsets is
+        #: aborted and the worker goes on: the partitions are read again from the committed
+        #: offsets once they are assigned. Otherwise the worker stops.
+        self._rebalancing: Callable[[], bool] = lambda: False
         self.commits = 0
+        #: Transactions aborted without stopping the worker (see :meth:`commit`).
+        self.aborts = 0
         self.timings = CommitTimings()
 
     def bind(
         self,
         producer: Callable[[], Any],
         on_failure: Callable[[TransactionFailed], Awaitable[None]],
+        rebalancing: Callable[[], bool] | None = None,
     ) -> None:
-        """The aiokafka producer (created late, by Faust) and what stops the worker."""
+        """The aiokafka producer (created late, by Faust), what stops the worker, and whether
+        the consumer group is rebalancing."""
         self._producer = producer
         self._on_failure = on_failure
+        if rebalancing is not None:
+            self._rebalancing = rebalancing
 
     @property
     def open(self) -> bool:
@@ -148,15 +169,20 @@ class WorkerTransactions:
 
     @asynccontextmanager
     async def step(
-        self, *, spoils: bool = True, generation: int | None = None
+        self,
+        *,
+        spoils: bool = True,
+        generation: int | None = None,
+        consumed: Mapping[Any, int] | None = None,
     ) -> AsyncIterator[asyncio.Future[None] | None]:
         """Produce inside the worker's transaction; yields the future of its commit.
 
         A step that raises spoils the transaction (it cannot commit) unless ``spoils`` is
         false: a single send that raised put nothing in it. ``generation``: the consumer group
         generation the step's input records were fetched in (a stream step); the transaction
-        then commits only in that generation. Under at-least-once it yields ``None`` and does
-        nothing.
+        then commits only in that generation. ``consumed``: per source partition, the last
+        offset the step acks; the transaction then commits only with offsets past it. Under
+        at-least-once it yields ``None`` and does nothing.
         """
         if not self.exactly_once or _inside_step.get():
             yield self._open
@@ -172,6 +198,11 @@ class WorkerTransactions:
             if generation is not None:
                 self._generations.add(generation)
             yield opened
+            if consumed:
+                held = self._consumed
+                for tp, offset in consumed.items():
+                    if offset > held.get(tp, -1):
+                        held[tp] = offset
         except TransactionFailed as exc:
             await self.fail(exc)
             raise
@@ -186,17 +217,21 @@ class WorkerTransactions:
                 self._no_steps.set()
 
     async def run_step(
-        self, body: Callable[[], Awaitable[T]], *, generation: int | None = None
+        self,
+        body: Callable[[], Awaitable[T]],
+        *,
+        generation: int | None = None,
+        consumed: Mapping[Any, int] | None = None,
     ) -> T:
         """``body`` as one step, to its end: a worker stopping (Faust cancels its agents) does
         not cut a step between its records and its acks; the step ends, its acks are taken by
-        the last commit. ``generation`` as for :meth:`step`. Under at-least-once, ``body`` as
-        it is."""
+        the last commit. ``generation`` and ``consumed`` as for :meth:`step`. Under
+        at-least-once, ``body`` as it is."""
         if not self.exactly_once:
             return await body()
 
         async def whole() -> T:
-            async with self.step(generation=generation):
+            async with self.step(generation=generation, consumed=consumed):
                 return await body()
 
         return await asyncio.shield(asyncio.ensure_future(whole()))
@@ -281,20 +316,15 @@ class WorkerTransactions:
             return False
         if offsets and group is None:
             raise ValueError("Offsets to commit without the consumer group's metadata")
-        if self._spoiled is not None:
-            failure = TransactionFailed(f"A step failed inside the transaction: {self._spoiled!r}")
-            await self.fail(failure)
-            raise failure
-        stale = self._stale_generations(group)
-        if stale:
-            now = group.generation_id if group is not None else None
-            failure = TransactionFailed(
-                f"The transaction holds records processed in generation {stale} of the consumer"
-                f" group, which is now at {now}: the worker lost its membership (paused past its"
-                " session timeout?) and its partitions may be another worker's; aborting"
-            )
-            await self.fail(failure)
-            raise failure
+        refusal = self._refusal(offsets, group)
+        if refusal is not None:
+            if refusal.abortable and self._rebalancing():
+                # The partitions are being taken away and read again, by whoever gets them,
+                # from the committed offsets: aborted, their records are processed once.
+                await self._abort(str(refusal))
+                return False
+            await self.fail(refusal)
+            raise refusal
         opened = await self._begin()
         producer = self._producer_now()
         try:
@@ -318,6 +348,7 @@ class WorkerTransactions:
             raise failure from exc
         self._open = None
         self._generations.clear()
+        self._consumed.clear()
         self.commits += 1
         actions, self._after_commit, self._after_abort = self._after_commit, {}, {}
         broken: Exception | None = None
@@ -338,20 +369,35 @@ class WorkerTransactions:
             raise failure from broken
         return bool(offsets)
 
+    def _refusal(
+        self, offsets: Mapping[Any, int], group: GroupMetadata | None
+    ) -> TransactionFailed | None:
+        """Why the open transaction must not commit with ``offsets``, if it must not."""
+        if self._spoiled is not None:
+            return TransactionFailed(f"A step failed inside the transaction: {self._spoiled!r}")
+        uncovered = self._uncovered(offsets)
+        if uncovered:
+            return TransactionFailed(
+                "The transaction holds the outputs of records whose offsets this commit would"
+                f" not take (partition: last offset acked, offset committed): {uncovered}",
+                abortable=True,
+            )
+        stale = self._stale_generations(group)
+        if stale:
+            now = group.generation_id if group is not None else None
+            return TransactionFailed(
+                f"The transaction holds records processed in generation {stale} of the consumer"
+                f" group, which is now at {now}: the worker lost its membership (paused past its"
+                " session timeout?) and its partitions may be another worker's; aborting"
+            )
+        return None
+
     async def fail(self, exc: TransactionFailed) -> None:
         """Abort what can be aborted and stop the worker; the first failure wins."""
         if self.failed is not None:
             return
         self.failed = exc
-        aborted, self._after_abort = self._after_abort, {}
-        self._after_commit.clear()
-        self._generations.clear()
-        for action in aborted.values():
-            action()
-        opened, self._open = self._open, None
-        if opened is not None and not opened.done():
-            opened.set_exception(exc)
-            opened.exception()  # retrieved: a waiter may never come
+        self._drop_open(exc)
         log.error("Exactly-once transaction failed, stopping the worker: %s", exc)
         producer = self._producer() if self._producer is not None else None
         if producer is not None and internals.can_abort(producer):
@@ -361,6 +407,41 @@ class WorkerTransactions:
                 log.warning("Abort of the failed transaction failed: %r", abort_error)
         if self._on_failure is not None:
             await self._on_failure(exc)
+
+    async def _abort(self, reason: str) -> None:
+        """Abort the open transaction and go on (no failure: the producer can begin another)."""
+        log.warning("Aborting the open transaction: %s", reason)
+        self._drop_open(TransactionFailed(f"Aborted: {reason}"))
+        self.aborts += 1
+        try:
+            await asyncio.wait_for(self._producer_now().abort_transaction(), self.timeout_s)
+        except Exception as exc:  # any failure to abort ends the run
+            failure = TransactionFailed(f"Abort failed: {exc!r}")
+            failure.__cause__ = exc
+            await self.fail(failure)
+            raise failure from exc
+
+    def _drop_open(self, exc: TransactionFailed) -> None:
+        """Forget the open transaction: its table writes are dropped, its waiters told."""
+        aborted, self._after_abort = self._after_abort, {}
+        self._after_commit.clear()
+        self._generations.clear()
+        self._consumed.clear()
+        self._spoiled = None
+        for action in aborted.values():
+            action()
+        opened, self._open = self._open, None
+        if opened is not None and not opened.done():
+            opened.set_exception(exc)
+            opened.exception()  # retrieved: a waiter may never come
+
+    def _uncovered(self, offsets: Mapping[Any, int]) -> dict[Any, tuple[int, int | None]]:
+        """The source partitions whose acked records this commit's ``offsets`` leave out."""
+        return {
+            tp: (last, offsets.get(tp))
+            for tp, last in self._consumed.items()
+            if offsets.get(tp, -1) <= last
+        }
 
     async def _begin(self) -> asyncio.Future[None]:
         if self._open is not None:

@@ -21,7 +21,12 @@ from karrot_streams.events.topics import InternalTopics
 from karrot_streams.resilience.backoff import until_delivered
 from karrot_streams.resources import Resources
 from karrot_streams.runtime import internals
-from karrot_streams.runtime.batches import ack_all, generation_of, take_batches
+from karrot_streams.runtime.batches import (
+    ack_all,
+    consumed_offsets,
+    generation_of,
+    take_batches,
+)
 from karrot_streams.runtime.producer import BatchProducer, Placed, Record
 from karrot_streams.runtime.transactions import WorkerTransactions, transactions_of
 from karrot_streams.tables import aggregates as agg
@@ -101,7 +106,11 @@ def batched(
                 await step([(event, orjson.loads(event.value)) for event in events])
                 ack_all(events)
 
-            await gate.run_step(apply_and_ack, generation=generation_of(events))
+            await gate.run_step(
+                apply_and_ack,
+                generation=generation_of(events),
+                consumed=consumed_offsets(events),
+            )
 
     return consume
 

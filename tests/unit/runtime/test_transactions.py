@@ -336,3 +336,58 @@ async def test_an_action_after_the_commit_that_fails_stops_the_worker_after_the_
     assert done == ["b committed"]
     assert opened is not None and opened.result() is None  # the records did commit
     assert len(failures) == 1
+
+
+async def test_a_commit_that_leaves_out_a_steps_acked_offsets_aborts_in_a_rebalance() -> None:
+    """A soak run's survivor committed, during a rebalance, a transaction holding the outputs
+    of records whose offsets were not in it: their next owner produced them again (415
+    duplicates). Such a transaction is aborted instead; in a rebalance the worker goes on, its
+    partitions read again from the committed offsets."""
+    producer, failures = FakeProducer(), list[BaseException]()
+    txns = transactions(producer, failures)
+    rebalancing = [True]
+    txns.bind(lambda: producer, txns._on_failure, rebalancing=lambda: rebalancing[0])  # type: ignore[arg-type]
+    dropped: list[str] = []
+    async with txns.step(generation=3, consumed={("items", 0): 6436, ("items", 1): 90}):
+        txns.after_commit(
+            "store", lambda: dropped.append("written"), lambda: dropped.append("dropped")
+        )
+    # Partition 0's acks did not make it into the commit; partition 1's did.
+    assert await txns.commit({("items", 1): 91}, GROUP) is False
+    assert producer.journal == ["begin", "abort"]
+    assert dropped == ["dropped"]
+    assert failures == [] and txns.failed is None and txns.aborts == 1
+    # The worker goes on: the next step opens a new transaction, which commits.
+    async with txns.step(generation=3, consumed={("items", 1): 95}):
+        pass
+    assert await txns.commit({("items", 1): 96}, GROUP) is True
+    assert producer.journal[-3:] == ["begin", ("offsets", {("items", 1): 96}, 3), "commit"]
+
+
+async def test_outside_a_rebalance_the_worker_stops_rather_than_commit_without_offsets() -> None:
+    producer, failures = FakeProducer(), list[BaseException]()
+    txns = transactions(producer, failures)
+    async with txns.step(generation=3, consumed={("items", 0): 10}):
+        pass
+    # Faust had no offset to commit (the fallback commit of records without offsets).
+    with pytest.raises(TransactionFailed, match="would not take"):
+        await txns.commit({}, GROUP)
+    assert producer.journal == ["begin", "abort"]
+    assert len(failures) == 1
+
+
+async def test_offsets_past_every_acked_record_commit() -> None:
+    producer, failures = FakeProducer(), list[BaseException]()
+    txns = transactions(producer, failures)
+    async with txns.step(generation=3, consumed={("items", 0): 10}):
+        pass
+    async with txns.step(generation=3, consumed={("items", 0): 20, ("users", 2): 4}):
+        pass
+    offsets = {("items", 0): 21, ("users", 2): 5}
+    assert await txns.commit(offsets, GROUP) is True
+    assert producer.journal == ["begin", ("offsets", offsets, 3), "commit"]
+    # A step that raised consumed nothing it acked.
+    with pytest.raises(RuntimeError):
+        async with txns.step(generation=3, consumed={("items", 0): 30}, spoils=False):
+            raise RuntimeError("send refused")
+    assert txns._uncovered({}) == {}
