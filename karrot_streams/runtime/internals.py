@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Mapping, MutableSet
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, MutableSet
 from contextlib import contextmanager
 from typing import Any
 
@@ -26,6 +26,7 @@ from faust.types import TP
 
 from karrot_streams.runtime import kip447
 from karrot_streams.runtime.kip447 import GroupMetadata
+from karrot_streams.runtime.state_marks import TRANSACTIONAL_ID_PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -520,10 +521,23 @@ class UnstableOffsetCommit(aiokafka_errors.KafkaError):  # type: ignore[misc]
 STABLE_WAIT_S = 10.0
 
 
-def fetch_stable_offsets(consumer: Any, wait_s: float = STABLE_WAIT_S) -> None:
+def fetch_stable_offsets(
+    consumer: Any,
+    wait_s: float = STABLE_WAIT_S,
+    *,
+    fence: Callable[[str], Awaitable[None]] | None = None,
+    own_id: str | None = None,
+) -> None:
     """Make a started aiokafka consumer read its group's committed offsets with OffsetFetch v7
     ``require_stable`` (KIP-447), waiting out (up to ``wait_s``) transactions that commit
     offsets of them.
+
+    Past ``wait_s`` the transaction's owner is taken to be frozen (a worker paused past its
+    session): with ``fence``, its transactional id (the metadata of its earlier offset
+    commits, kip447) is fenced (``InitProducerId`` aborts its open transaction, and its own
+    EndTxn is refused when it wakes), and the stable offsets are asked again. Without an id to
+    fence, or still open ``wait_s`` after the fence, the last committed offsets are read, as
+    before KIP-447.
 
     Replaces the consumer's ``GroupCoordinator._do_fetch_commit_offsets`` (instance attribute):
     aiokafka's ``fetch_committed_offsets`` retries what it raises when it is retriable.
@@ -535,19 +549,10 @@ def fetch_stable_offsets(consumer: Any, wait_s: float = STABLE_WAIT_S) -> None:
     #: partition, not per request: aiokafka asks for different sets of partitions in turn,
     #: and a wait counted per set would add up (four sets: 40 s behind one frozen worker).
     unstable_since: dict[Any, float] = {}
+    #: Per partition, the transactional id fenced for it.
+    fenced: dict[Any, str] = {}
 
-    async def fetch(partitions: Iterable[Any]) -> dict[Any, OffsetAndMetadata]:
-        partitions = list(partitions)
-        now = time.monotonic()
-        waited = [tp for tp in partitions if now - unstable_since.get(tp, now) >= wait_s]
-        stable = not waited
-        if not stable:
-            log.warning(
-                "Offsets of %s stayed in an open transaction for %.0f s: reading the last"
-                " committed ones (the transaction's owner is gone or frozen)",
-                sorted(waited),
-                wait_s,
-            )
+    async def ask(partitions: list[Any], *, stable: bool) -> Any:
         request = kip447.StableOffsetFetchRequest(
             coordinator.group_id,
             [(tp.topic, tp.partition) for tp in partitions],
@@ -557,29 +562,82 @@ def fetch_stable_offsets(consumer: Any, wait_s: float = STABLE_WAIT_S) -> None:
         group_error = aiokafka_errors.for_code(response.error_code)
         if group_error is not aiokafka_errors.NoError:
             _raise_fetch_error(coordinator, group_error)
-        offsets: dict[Any, OffsetAndMetadata] = {}
-        unstable = []
-        for fetched in kip447.fetched_offsets(response):
+        return response
+
+    async def fence_owners(waited: list[Any]) -> bool:
+        """Fence the owners of the transactions ``waited`` waits for; whether one was."""
+        if fence is None:
+            return False
+        owners: dict[str, list[Any]] = {}
+        for fetched in kip447.fetched_offsets(await ask(waited, stable=False)):
             tp = TopicPartition(fetched.topic, fetched.partition)
-            if fetched.error_code == kip447.UNSTABLE_OFFSET_COMMIT:
-                unstable.append(tp)
-                continue
-            if fetched.error_code:
-                error = aiokafka_errors.for_code(fetched.error_code)
-                if error is aiokafka_errors.UnknownTopicOrPartitionError:
-                    continue
-                _raise_fetch_error(coordinator, error)
-            if fetched.offset >= 0:
-                offsets[tp] = OffsetAndMetadata(fetched.offset, fetched.metadata or "")
+            owner = fetched.metadata or ""
+            if owner.startswith(TRANSACTIONAL_ID_PREFIX) and owner != own_id and tp not in fenced:
+                owners.setdefault(owner, []).append(tp)
+        for owner, tps in owners.items():
+            log.warning(
+                "Offsets of %s stayed in an open transaction for %.0f s: fencing %s, their last"
+                " committer (a worker frozen past its session?), so that it can never commit it",
+                sorted(tps),
+                wait_s,
+                owner,
+            )
+            await fence(owner)
+            now = time.monotonic()
+            for tp in tps:
+                fenced[tp] = owner
+                unstable_since[tp] = now  # its abort's markers: asked again, as before
+        return bool(owners)
+
+    async def fetch(partitions: Iterable[Any]) -> dict[Any, OffsetAndMetadata]:
+        partitions = list(partitions)
+        now = time.monotonic()
+        waited = [tp for tp in partitions if now - unstable_since.get(tp, now) >= wait_s]
+        if waited and await fence_owners(waited):
+            raise UnstableOffsetCommit(f"offsets of {sorted(waited)}: their owner was fenced")
+        stable = not waited
+        if not stable:
+            log.warning(
+                "Offsets of %s stayed in an open transaction for %.0f s: reading the last"
+                " committed ones (the transaction's owner is gone or frozen)",
+                sorted(waited),
+                wait_s,
+            )
+        offsets, unstable = _committed_or_unstable(
+            coordinator, await ask(partitions, stable=stable)
+        )
         if unstable:
             for tp in unstable:
                 unstable_since.setdefault(tp, now)
             raise UnstableOffsetCommit(f"offsets of {sorted(unstable)} are in an open transaction")
         for tp in partitions:
             unstable_since.pop(tp, None)
+            fenced.pop(tp, None)
         return offsets
 
     coordinator._do_fetch_commit_offsets = fetch
+
+
+def _committed_or_unstable(
+    coordinator: Any, response: Any
+) -> tuple[dict[Any, OffsetAndMetadata], list[Any]]:
+    """An OffsetFetch answer: the committed offsets, and the partitions whose offsets are in
+    an open transaction."""
+    offsets: dict[Any, OffsetAndMetadata] = {}
+    unstable = []
+    for fetched in kip447.fetched_offsets(response):
+        tp = TopicPartition(fetched.topic, fetched.partition)
+        if fetched.error_code == kip447.UNSTABLE_OFFSET_COMMIT:
+            unstable.append(tp)
+            continue
+        if fetched.error_code:
+            error = aiokafka_errors.for_code(fetched.error_code)
+            if error is aiokafka_errors.UnknownTopicOrPartitionError:
+                continue
+            _raise_fetch_error(coordinator, error)
+        if fetched.offset >= 0:
+            offsets[tp] = OffsetAndMetadata(fetched.offset, fetched.metadata or "")
+    return offsets, unstable
 
 
 def _raise_fetch_error(coordinator: Any, error: type[Exception]) -> None:

@@ -62,7 +62,22 @@ class ReadCommittedConsumerThread(internals.consumer_thread_class()):  # type: i
         await super().on_start()
         # Before Faust subscribes (no group join yet): a partition that changes owner is read
         # from offsets no open transaction is about to move (KIP-447's other half).
-        internals.fetch_stable_offsets(self._consumer)
+        app = self.consumer.app
+        transactions = transactions_of(app)
+        if not transactions.exactly_once:
+            internals.fetch_stable_offsets(self._consumer)
+            return
+
+        async def fence(transactional_id: str) -> None:
+            # InitProducerId with its id: the broker bumps its epoch and aborts its open
+            # transaction; when it wakes, its EndTxn is refused (ProducerFenced).
+            producer = app.producer._new_producer(transactional_id=transactional_id)
+            await producer.start()
+            await producer.stop()
+
+        internals.fetch_stable_offsets(
+            self._consumer, fence=fence, own_id=transactions.transactional_id
+        )
 
 
 #: Faust checks that every assigned partition moves this often at least (its "livelock"

@@ -135,7 +135,10 @@ class TxnOffsetCommitRequest(Request[TxnOffsetCommitRequest_v3]):  # type: ignor
     def build(self, request_struct_class: type[TxnOffsetCommitRequest_v3]) -> Any:
         by_topic: dict[str, list[tuple[int, int, int, str, dict[int, bytes]]]] = defaultdict(list)
         for (topic, partition), offset in sorted(self._offsets.items()):
-            by_topic[topic].append((partition, offset, -1, "", {}))
+            # The committer's transactional id as the offset's metadata: a partition's next
+            # owner that finds a transaction of it still open can fence it by that id
+            # (internals.fetch_stable_offsets).
+            by_topic[topic].append((partition, offset, -1, self._transactional_id, {}))
         group = self._group
         return request_struct_class(
             self._transactional_id,

@@ -13,6 +13,9 @@ import uuid
 from pathlib import Path
 
 TRANSACTIONAL_ID = "transactional-id"
+#: What every worker's transactional id begins with: the only ids a partition's new owner
+#: fences (runtime/internals.py, ``fetch_stable_offsets``).
+TRANSACTIONAL_ID_PREFIX = "karrot-tx-"
 
 
 def transactional_id(data_dir: Path, app_id: str) -> str:
@@ -28,4 +31,4 @@ def transactional_id(data_dir: Path, app_id: str) -> str:
     if not suffix:
         suffix = uuid.uuid4().hex[:16]
         path.write_text(suffix + "\n")
-    return f"karrot-tx-{app_id}-{suffix}"
+    return f"{TRANSACTIONAL_ID_PREFIX}{app_id}-{suffix}"

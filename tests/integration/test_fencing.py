@@ -143,3 +143,57 @@ async def test_a_new_owner_waits_for_the_offsets_of_an_open_transaction(
     finally:
         await producer.stop()
         await owner.stop()
+
+
+async def test_a_frozen_owner_of_an_open_transaction_is_fenced_by_the_new_owner(
+    settings: Settings, topic: str
+) -> None:
+    """A worker frozen between its offsets and its EndTxn holds the partition's offsets in an
+    open transaction; waking, it would end it, after the new owner gave up waiting and read the
+    older offsets (its records twice). The new owner fences it by the transactional id its
+    earlier commits carry: the transaction aborts, and its EndTxn is refused."""
+    group = f"frozen-group-{uuid.uuid4().hex[:8]}"
+    owner = await member(settings, group, topic)
+    frozen_id = f"karrot-tx-frozen-{uuid.uuid4().hex[:8]}"
+    frozen = AIOKafkaProducer(
+        **as_connection(settings.kafka_bootstrap).client_kwargs(), transactional_id=frozen_id
+    )
+    await frozen.start()
+    fenced: list[str] = []
+
+    async def fence(transactional_id: str) -> None:
+        fenced.append(transactional_id)
+        producer = AIOKafkaProducer(
+            **as_connection(settings.kafka_bootstrap).client_kwargs(),
+            transactional_id=transactional_id,
+        )
+        await producer.start()
+        await producer.stop()
+
+    partition = TopicPartition(topic, 0)
+    try:
+        group_now = internals.group_metadata(owner)
+        await frozen.begin_transaction()
+        await (await frozen.send(topic, b"committed"))
+        await internals.send_offsets_to_transaction(frozen, {(topic, 0): 1}, group_now)
+        await frozen.commit_transaction()
+        # The next transaction holds offsets and is never ended: the producer is frozen.
+        await frozen.begin_transaction()
+        await (await frozen.send(topic, b"from the frozen worker"))
+        await internals.send_offsets_to_transaction(frozen, {(topic, 0): 2}, group_now)
+
+        internals.fetch_stable_offsets(owner, wait_s=1.0, fence=fence, own_id="karrot-tx-me")
+        fetched = await asyncio.wait_for(
+            owner._coordinator.fetch_committed_offsets([partition]), 20
+        )
+        assert fenced == [frozen_id]
+        # The frozen transaction aborted: the offsets before it, stable.
+        assert fetched[partition].offset == 1
+        with pytest.raises(Exception, match=r"(?i)fenced|epoch"):
+            await frozen.commit_transaction()
+    finally:
+        await frozen.stop()
+        await owner.stop()
+    values = [record.value for record in await read_all(settings.kafka_bootstrap, topic)]
+    assert values == [b"committed"]
+    assert await committed_offset(settings, group, topic) == 1

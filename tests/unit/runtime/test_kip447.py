@@ -68,9 +68,11 @@ def test_the_request_carries_the_generation_and_member() -> None:
     decoded = V3.decode(BytesIO(struct.encode()))
     assert decoded[:7] == ("karrot-tx-app-1", "app", 4242, 3, 7, "member-a", "pod-0")
     topics = {name: [p[:4] for p in partitions] for name, partitions, _ in decoded[7]}
+    # Each offset's metadata is the committer's transactional id: what a new owner fences.
+    committer = "karrot-tx-app-1"
     assert topics == {
-        "item-events": [(2, 9, -1, "")],
-        "user-events": [(0, 50, -1, ""), (1, 100, -1, "")],
+        "item-events": [(2, 9, -1, committer)],
+        "user-events": [(0, 50, -1, committer), (1, 100, -1, committer)],
     }
 
 
