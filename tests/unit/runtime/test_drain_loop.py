@@ -406,3 +406,26 @@ async def test_acks_across_transaction_markers_commit_in_one_go(
     for record in records:
         consumer.ack(record)
     assert consumer._new_offset(TP0) == 110
+
+
+@pytest.mark.parametrize(
+    ("committed", "offsets"),
+    [
+        # The first record at 0, a marker at 1 (Faust's ``r_offset and ...`` skipped a read
+        # offset of 0: the commit stopped at 1 with 2 acked, a fault run).
+        (None, [0, 2, 3]),
+        # The first records since the assignment come after two markers past the commit.
+        (100, [102, 103, 105]),
+    ],
+)
+async def test_markers_before_a_partitions_first_records_do_not_hold_its_commit_back(
+    consumer: BatchDeliveryConsumer, committed: int | None, offsets: list[int]
+) -> None:
+    consumer._committed_offset[TP0] = committed
+    records = [_Record(o) for o in offsets]
+    consumer.app.topics.acks_enabled_for = lambda topic: True
+    for record in records:
+        await consumer._advance_read_offset(TP0, [record])
+    for record in records:
+        consumer.ack(record)
+    assert consumer._new_offset(TP0) == offsets[-1] + 1
