@@ -163,10 +163,13 @@ class TransactionalCommits:
             # which commits. The broker does not check the generation of a commit made with
             # generation -1 (KIP-447 keeps that for producers outside a group): the zombie's
             # transaction would commit. Its partitions may already be another worker's.
-            await transactions.fail(
+            # Aborted; in the revoke that follows the reset the worker goes on and joins again
+            # as a new member (Kafka Streams' TaskMigrated), or, fenced meanwhile, stops.
+            await transactions.give_up(
                 TransactionFailed(
                     "The worker lost its group membership with a transaction open (paused past"
-                    " its session timeout?): aborting it rather than committing unfenced"
+                    " its session timeout?): aborting it rather than committing unfenced",
+                    abortable=True,
                 )
             )
             return False

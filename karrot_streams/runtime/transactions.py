@@ -318,12 +318,8 @@ class WorkerTransactions:
             raise ValueError("Offsets to commit without the consumer group's metadata")
         refusal = self._refusal(offsets, group)
         if refusal is not None:
-            if refusal.abortable and self._rebalancing():
-                # The partitions are being taken away and read again, by whoever gets them,
-                # from the committed offsets: aborted, their records are processed once.
-                await self._abort(str(refusal))
+            if await self.give_up(refusal):
                 return False
-            await self.fail(refusal)
             raise refusal
         opened = await self._begin()
         producer = self._producer_now()
@@ -369,6 +365,20 @@ class WorkerTransactions:
             raise failure from broken
         return bool(offsets)
 
+    async def give_up(self, refusal: TransactionFailed) -> bool:
+        """The open transaction must not commit: abort it. While the group rebalances, an
+        abortable refusal lets the worker go on (returns true): the partitions are being taken
+        away, and whoever gets them reads their records again from the committed offsets, so
+        they are processed once. Otherwise the worker stops (returns false)."""
+        if refusal.abortable and self._rebalancing():
+            try:
+                await self._abort(str(refusal))
+            except TransactionFailed:
+                return False  # the abort failed: the worker stops
+            return True
+        await self.fail(refusal)
+        return False
+
     def _refusal(
         self, offsets: Mapping[Any, int], group: GroupMetadata | None
     ) -> TransactionFailed | None:
@@ -388,7 +398,8 @@ class WorkerTransactions:
             return TransactionFailed(
                 f"The transaction holds records processed in generation {stale} of the consumer"
                 f" group, which is now at {now}: the worker lost its membership (paused past its"
-                " session timeout?) and its partitions may be another worker's; aborting"
+                " session timeout?) and its partitions may be another worker's; aborting",
+                abortable=True,
             )
         return None
 
@@ -411,8 +422,11 @@ class WorkerTransactions:
     async def _abort(self, reason: str) -> None:
         """Abort the open transaction and go on (no failure: the producer can begin another)."""
         log.warning("Aborting the open transaction: %s", reason)
+        was_open = self._open is not None
         self._drop_open(TransactionFailed(f"Aborted: {reason}"))
         self.aborts += 1
+        if not was_open:
+            return  # nothing began in the producer
         try:
             await asyncio.wait_for(self._producer_now().abort_transaction(), self.timeout_s)
         except Exception as exc:  # any failure to abort ends the run

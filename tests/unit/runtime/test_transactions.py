@@ -391,3 +391,30 @@ async def test_offsets_past_every_acked_record_commit() -> None:
         async with txns.step(generation=3, consumed={("items", 0): 30}, spoils=False):
             raise RuntimeError("send refused")
     assert txns._uncovered({}) == {}
+
+
+async def test_in_a_rebalance_a_stale_generation_aborts_and_the_worker_goes_on() -> None:
+    """A worker starved past its session (a CI run at load 21: 'Thread keepalive is not
+    responding') joins again as a new member: its open transaction of the old generation is
+    aborted in the rebalance, as Kafka Streams closes a migrated task, instead of the worker
+    stopping; the records are read again from the committed offsets."""
+    producer, failures = FakeProducer(), list[BaseException]()
+    txns = transactions(producer, failures)
+    txns.bind(lambda: producer, txns._on_failure, rebalancing=lambda: True)  # type: ignore[arg-type]
+    async with txns.step(generation=3, consumed={"tp": 19}):
+        pass
+    async with txns.exclusive():
+        assert await txns.commit({"tp": 20}, GroupMetadata("app", 5, "member-2")) is False
+    assert producer.journal == ["begin", "abort"]
+    assert failures == [] and txns.failed is None
+    # A refusal that is not abortable still stops it, rebalance or not.
+    assert await txns.give_up(TransactionFailed("fenced")) is False
+    assert len(failures) == 1
+
+
+async def test_giving_up_with_no_transaction_open_aborts_nothing_in_the_producer() -> None:
+    producer, failures = FakeProducer(), list[BaseException]()
+    txns = transactions(producer, failures)
+    txns.bind(lambda: producer, txns._on_failure, rebalancing=lambda: True)  # type: ignore[arg-type]
+    assert await txns.give_up(TransactionFailed("membership lost", abortable=True)) is True
+    assert producer.journal == [] and failures == []
