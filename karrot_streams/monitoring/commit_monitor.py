@@ -25,7 +25,8 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from karrot_streams.runtime import internals
-from karrot_streams.runtime.transactions import CommitTimings, transactions_of
+from karrot_streams.runtime.commit_timings import CommitTimings
+from karrot_streams.runtime.transactions import transactions_of
 
 #: Faust's metrics are named ``faust_*`` whatever the app id, so dashboards survive a rename.
 METRICS_PREFIX = "faust"

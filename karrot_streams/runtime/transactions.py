@@ -28,11 +28,11 @@ import contextvars
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping
 from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass, field
 from time import monotonic
 from typing import Any, TypeVar
 
 from karrot_streams.runtime import internals
+from karrot_streams.runtime.commit_timings import CommitTimings
 from karrot_streams.runtime.kip447 import GroupMetadata
 
 log = logging.getLogger(__name__)
@@ -54,42 +54,6 @@ class TransactionFailed(Exception):
     def __init__(self, *args: object, abortable: bool = False) -> None:
         super().__init__(*args)
         self.abortable = abortable
-
-
-#: Upper bounds of the commit-time buckets (s): around the 0.1 s commit interval.
-COMMIT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
-
-
-@dataclass
-class Timings:
-    """A histogram kept by hand (what a collector exports on scrape, without a registry here):
-    per upper bound, how many took at most that long."""
-
-    buckets: tuple[float, ...] = COMMIT_BUCKETS
-    counts: list[int] = field(default_factory=lambda: [0] * len(COMMIT_BUCKETS))
-    total: float = 0.0
-    count: int = 0
-
-    def observe(self, seconds: float) -> None:
-        self.total += seconds
-        self.count += 1
-        for n, bound in enumerate(self.buckets):
-            if seconds <= bound:
-                self.counts[n] += 1
-
-
-@dataclass
-class CommitTimings:
-    """Where a commit's time goes, which bounds how soon a ``read_committed`` reader sees a
-    record: waiting for the steps inside to end (the gate), the offsets, the EndTxn (with the
-    producer's flush before it)."""
-
-    steps: Timings = field(default_factory=Timings)
-    offsets: Timings = field(default_factory=Timings)
-    end: Timings = field(default_factory=Timings)
-
-    def phases(self) -> dict[str, Timings]:
-        return {"steps": self.steps, "offsets": self.offsets, "end": self.end}
 
 
 class WorkerTransactions:
