@@ -3,34 +3,17 @@ latency), from a scrape made by the worker's own collector."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-from typing import Any
-
-from faust.exceptions import ConsumerNotStarted
 from prometheus_client import CollectorRegistry, generate_latest
 
 from bench.latency import commit_phases
 from karrot_streams.monitoring.commit_monitor import install
 from karrot_streams.runtime.transactions import WorkerTransactions
-
-
-class NoConsumer:
-    def assignment(self) -> Any:
-        raise ConsumerNotStarted()
+from tests.support.collector import idle_app
 
 
 def scrape(transactions: WorkerTransactions) -> str:
-    completed = SimpleNamespace(is_set=lambda: True)
-    app: Any = SimpleNamespace(
-        consumer=NoConsumer(),
-        tables=SimpleNamespace(
-            recovery=SimpleNamespace(completed=completed),
-            actives_ready=True,
-            changelog_topics=set(),
-        ),
-        rebalancing_count=0,
-        transactions=transactions,
-    )
+    app = idle_app()
+    app.transactions = transactions
     registry = CollectorRegistry()
     install(app, registry)  # the worker's collector, on its registry
     return generate_latest(registry).decode()

@@ -11,6 +11,7 @@ from prometheus_client.metrics_core import Metric
 
 from karrot_streams.monitoring.commit_monitor import WorkerCollector, install
 from karrot_streams.runtime.transactions import WorkerTransactions
+from tests.support.collector import idle_app
 
 
 class NoConsumer:
@@ -49,14 +50,8 @@ def test_commit_times_are_a_histogram_per_phase_under_exactly_once() -> None:
     for seconds in (0.002, 0.03, 0.03, 0.7):
         transactions.timings.end.observe(seconds)
     transactions.timings.steps.observe(0.06)
-    completed = SimpleNamespace(is_set=lambda: True)
-    recovery = SimpleNamespace(completed=completed)
-    app: Any = SimpleNamespace(
-        consumer=NoConsumer(),
-        tables=SimpleNamespace(recovery=recovery, actives_ready=True, changelog_topics=set()),
-        rebalancing_count=0,
-        transactions=transactions,
-    )
+    app = idle_app()
+    app.transactions = transactions
     monitor = install(SimpleNamespace(), CollectorRegistry())
     found = samples(list(WorkerCollector(app, monitor).collect()))
     end = (("phase", "end"),)
@@ -72,16 +67,7 @@ def test_commit_times_are_a_histogram_per_phase_under_exactly_once() -> None:
 
 
 def test_no_commit_times_under_at_least_once() -> None:
-    completed = SimpleNamespace(is_set=lambda: True)
-    app: Any = SimpleNamespace(
-        consumer=NoConsumer(),
-        tables=SimpleNamespace(
-            recovery=SimpleNamespace(completed=completed),
-            actives_ready=True,
-            changelog_topics=set(),
-        ),
-        rebalancing_count=0,
-    )
+    app = idle_app()
     monitor = install(SimpleNamespace(), CollectorRegistry())
     names = {name for name, _ in samples(list(WorkerCollector(app, monitor).collect()))}
     assert not any(name.startswith("karrot_transaction_commit") for name in names)

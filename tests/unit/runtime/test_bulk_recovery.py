@@ -336,6 +336,19 @@ class Transactions:
     timeout_s = 60.0
 
 
+@pytest.fixture
+def ticking(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The recovery's clock moves a second at each of its sleeps."""
+    clock = [0.0]
+
+    async def tick(seconds: float) -> None:
+        clock[0] += 1.0
+        await pause(0)
+
+    monkeypatch.setattr("karrot_streams.runtime.recovery.monotonic", lambda: clock[0])
+    monkeypatch.setattr("karrot_streams.runtime.recovery.asyncio.sleep", tick)
+
+
 class Highwaters:
     """A consumer whose changelog end (the last stable offset) passes ``to`` after ``asks``
     asks: another producer's transaction open on the partition until then."""
@@ -355,7 +368,7 @@ class Highwaters:
 async def test_a_highwater_held_below_the_persisted_offset_is_asked_again_past_a_few_seconds(
     recovery: tuple[BulkRecovery, Table],
     app: faust.App,
-    monkeypatch: pytest.MonkeyPatch,
+    ticking: None,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """A zombie's open transaction holds the changelog's last stable offset below what this
@@ -365,15 +378,7 @@ async def test_a_highwater_held_below_the_persisted_offset_is_asked_again_past_a
     bulk, table = recovery
     cast(Any, app).transactions = Transactions()
     table.data.persisted[ACTIVE] = 2558
-    monkeypatch.setattr("karrot_streams.runtime.recovery.HIGHWATER_RETRY_S", 0.001)
-    clock = [0.0]
-
-    async def tick(seconds: float) -> None:
-        clock[0] += 1.0  # each ask a second later: past HIGHWATER_SETTLE_S after ten
-        await pause(0)
-
-    monkeypatch.setattr("karrot_streams.runtime.recovery.monotonic", lambda: clock[0])
-    monkeypatch.setattr("karrot_streams.runtime.recovery.asyncio.sleep", tick)
+    # Each ask a second later (``ticking``): past HIGHWATER_SETTLE_S after ten.
     consumer = Highwaters(before=2553, to=2570, asks=30)
     with caplog.at_level(logging.WARNING, logger="karrot_streams.runtime.recovery"):
         await bulk._build_highwaters(consumer, {ACTIVE}, bulk.active_highwaters, "active")
@@ -383,21 +388,13 @@ async def test_a_highwater_held_below_the_persisted_offset_is_asked_again_past_a
 
 
 async def test_a_highwater_still_below_after_the_transaction_timeout_is_left_to_faust(
-    recovery: tuple[BulkRecovery, Table], app: faust.App, monkeypatch: pytest.MonkeyPatch
+    recovery: tuple[BulkRecovery, Table], app: faust.App, ticking: None
 ) -> None:
     """Past the transaction timeout no open transaction explains it: the changelog is behind
     the store, and Faust's consistency check says so."""
     bulk, table = recovery
     cast(Any, app).transactions = Transactions()
     table.data.persisted[ACTIVE] = 2558
-    clock = [0.0]
-
-    async def tick(seconds: float) -> None:
-        clock[0] += 1.0
-        await pause(0)
-
-    monkeypatch.setattr("karrot_streams.runtime.recovery.monotonic", lambda: clock[0])
-    monkeypatch.setattr("karrot_streams.runtime.recovery.asyncio.sleep", tick)
     consumer = Highwaters(before=2553, to=2570, asks=10_000)
     await bulk._build_highwaters(consumer, {ACTIVE}, bulk.active_highwaters, "active")
     assert bulk.active_highwaters[ACTIVE] == 2552
@@ -407,18 +404,10 @@ async def test_a_highwater_still_below_after_the_transaction_timeout_is_left_to_
 
 
 async def test_without_transactions_a_highwater_below_is_asked_again_for_seconds_only(
-    recovery: tuple[BulkRecovery, Table], monkeypatch: pytest.MonkeyPatch
+    recovery: tuple[BulkRecovery, Table], ticking: None
 ) -> None:
     bulk, table = recovery
     table.data.persisted[ACTIVE] = 2558
-    clock = [0.0]
-
-    async def tick(seconds: float) -> None:
-        clock[0] += 1.0
-        await pause(0)
-
-    monkeypatch.setattr("karrot_streams.runtime.recovery.monotonic", lambda: clock[0])
-    monkeypatch.setattr("karrot_streams.runtime.recovery.asyncio.sleep", tick)
     consumer = Highwaters(before=2553, to=2570, asks=10_000)
     await bulk._build_highwaters(consumer, {ACTIVE}, bulk.active_highwaters, "active")
     assert consumer.asked <= 12

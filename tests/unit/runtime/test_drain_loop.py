@@ -392,19 +392,23 @@ class _Record:
         self.tp = TP0
 
 
-async def test_acks_across_transaction_markers_commit_in_one_go(
-    consumer: BatchDeliveryConsumer,
-) -> None:
-    # A transactional source: each transaction's marker takes an offset no record has (103,
-    # 107). The acked records after each marker must not hold the commit back.
-    consumer._committed_offset[TP0] = 100
-    offsets = [100, 101, 102, 104, 105, 106, 108, 109]
+async def _read_and_ack(consumer: BatchDeliveryConsumer, offsets: list[int]) -> None:
+    """Each record of ``TP0`` at ``offsets`` read (one fetch each), then all acked."""
     records = [_Record(o) for o in offsets]
     consumer.app.topics.acks_enabled_for = lambda topic: True
     for record in records:
         await consumer._advance_read_offset(TP0, [record])
     for record in records:
         consumer.ack(record)
+
+
+async def test_acks_across_transaction_markers_commit_in_one_go(
+    consumer: BatchDeliveryConsumer,
+) -> None:
+    # A transactional source: each transaction's marker takes an offset no record has (103,
+    # 107). The acked records after each marker must not hold the commit back.
+    consumer._committed_offset[TP0] = 100
+    await _read_and_ack(consumer, [100, 101, 102, 104, 105, 106, 108, 109])
     assert consumer._new_offset(TP0) == 110
 
 
@@ -422,10 +426,5 @@ async def test_markers_before_a_partitions_first_records_do_not_hold_its_commit_
     consumer: BatchDeliveryConsumer, committed: int | None, offsets: list[int]
 ) -> None:
     consumer._committed_offset[TP0] = committed
-    records = [_Record(o) for o in offsets]
-    consumer.app.topics.acks_enabled_for = lambda topic: True
-    for record in records:
-        await consumer._advance_read_offset(TP0, [record])
-    for record in records:
-        consumer.ack(record)
+    await _read_and_ack(consumer, offsets)
     assert consumer._new_offset(TP0) == offsets[-1] + 1
