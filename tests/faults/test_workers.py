@@ -96,7 +96,9 @@ async def test_partitions_move_to_the_survivor_and_back(
     alone = await wait_for(
         lambda: assigned_partitions(first.url), lambda n: n is not None and n > shared, 60
     )
-    assert alone is not None and alone > shared, f"partitions never moved: {shared} -> {alone}"
+    assert alone is not None and alone > shared, (
+        f"partitions never moved: {shared} -> {alone}; first: {first.state()}"
+    )
     run.fault_over()
     await asyncio.sleep(3)
 
@@ -105,7 +107,10 @@ async def test_partitions_move_to_the_survivor_and_back(
     back = await wait_for(
         lambda: assigned_partitions(first.url), lambda n: n is not None and n < alone, 60
     )
-    assert back is not None and back < alone, f"partitions never moved back: {alone} -> {back}"
+    assert back is not None and back < alone, (
+        f"partitions never moved back: {alone} -> {back}; first: {first.state()};"
+        f" second: {second.state()}"
+    )
     # Three moments at which offsets acked since the last commit are read again: the kill, and
     # the two rebalances (Faust's are eager: every partition of every member is revoked and
     # assigned again, so each member replays its own uncommitted window too).

@@ -161,6 +161,18 @@ class WorkerProcess:
             except subprocess.TimeoutExpired:
                 self.kill()
 
+    def state(self, lines: int = 15) -> str:
+        """Running or its exit status, and its last warnings and errors: what a failed assertion
+        about this worker shows (CI keeps no worker log)."""
+        running = self.process is not None and self.process.poll() is None
+        status = "running" if running else f"exited with {self.process and self.process.returncode}"
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            text = ""
+        notable = [line for line in text.splitlines() if "[WARNING]" in line or "[ERROR]" in line]
+        return f"{self.url} {status}; last warnings and errors:\n" + "\n".join(notable[-lines:])
+
     def tail(self, lines: int = 40) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
