@@ -414,6 +414,28 @@ async def send_offsets_to_transaction(
     )
 
 
+class GroupRefusedOffsets(aiokafka_errors.CommitFailedError):  # type: ignore[misc]
+    """The consumer group refused a transaction's offsets (KIP-447: an old generation, or a
+    member it no longer knows). That member and generation can never commit again: the worker
+    commits next only after it joined again, and its join revokes every partition first."""
+
+
+def _refuse_transaction(manager: Any, exc: Exception) -> None:
+    """aiokafka's ``TransactionManager.error_transaction`` (abortable error state, the offsets'
+    waiters told), with the transaction's partitions and group kept.
+
+    aiokafka 0.14's ``error_transaction`` forgets them, and its abort then takes the transaction
+    for an empty one and sends no ``EndTxn``: the broker keeps it open, and the producer's next
+    transaction (same id and epoch) adds to it and commits the records meant to be aborted. A
+    worker that stops after the error never commits again, so that was harmless; one that goes
+    on (a refusal by the group) must abort for real.
+    """
+    partitions, group = set(manager._txn_partitions), manager._txn_consumer_group
+    manager.error_transaction(exc)
+    manager._txn_partitions.update(partitions)
+    manager._txn_consumer_group = group
+
+
 def _install_fenced_offset_commits(sender: Any) -> None:
     async def do_txn_offset_commit(offsets: Any, group_id: str) -> None:
         if not offsets:
@@ -454,11 +476,12 @@ class _FencedOffsetCommit(aiokafka_sender.TxnOffsetCommitHandler):  # type: igno
                 manager.offset_committed(tp, self._offsets[tp].offset, self._group_id)
                 continue
             if code in kip447.FENCING_ERRORS:
-                manager.error_transaction(
-                    aiokafka_errors.CommitFailedError(
+                _refuse_transaction(
+                    manager,
+                    GroupRefusedOffsets(
                         f"Group {self._group_id} refused the transaction's offsets for {tp}:"
                         f" {kip447.FENCING_ERRORS[code]} (this worker no longer owns it)"
-                    )
+                    ),
                 )
                 return None
             error_type = aiokafka_errors.for_code(code)

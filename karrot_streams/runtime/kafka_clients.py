@@ -163,13 +163,14 @@ class TransactionalCommits:
             # which commits. The broker does not check the generation of a commit made with
             # generation -1 (KIP-447 keeps that for producers outside a group): the zombie's
             # transaction would commit. Its partitions may already be another worker's.
-            # Aborted; in the revoke that follows the reset the worker goes on and joins again
-            # as a new member (Kafka Streams' TaskMigrated), or, fenced meanwhile, stops.
+            # Aborted, and the worker goes on: it joins again as a new member (Kafka Streams'
+            # TaskMigrated), and its join revokes every partition, acks and all, before it can
+            # commit anything. Fenced meanwhile, it stops at its next transaction.
             await transactions.give_up(
                 TransactionFailed(
                     "The worker lost its group membership with a transaction open (paused past"
                     " its session timeout?): aborting it rather than committing unfenced",
-                    abortable=True,
+                    migrated=True,
                 )
             )
             return False

@@ -14,11 +14,13 @@ steps whose records are in the transaction.
 
 The offsets go with the consumer's group metadata (KIP-447, :mod:`karrot_streams.runtime.kip447`):
 a worker that lost its partitions while it was paused (a zombie) cannot commit them, and its
-transaction aborts. Any failure of a transaction is final for this run of the worker: it aborts
-and stops, and its table stores drop the transaction's writes, which they hold until a commit
-(:mod:`karrot_streams.runtime.transactional_store`); the next run starts from its stores and
-the committed changelogs. PostgreSQL stays outside: its writes are idempotent by event id and
-status only moves forward.
+transaction aborts. Then, as Kafka Streams does for a migrated task, the worker goes on and
+joins the group again; it reads its partitions from the committed offsets. Any other failure
+of a transaction (a fenced producer, a failed step, a broker error) is final for this run of
+the worker: it aborts and stops. Either way its table stores drop the transaction's writes,
+which they hold until a commit (:mod:`karrot_streams.runtime.transactional_store`); the next
+run starts from its stores and the committed changelogs. PostgreSQL stays outside: its writes
+are idempotent by event id and status only moves forward.
 """
 
 from __future__ import annotations
@@ -48,12 +50,16 @@ class TransactionFailed(Exception):
     """The worker's transaction aborted or its producer was fenced: this run must end.
 
     ``abortable``: the transaction can be aborted and the worker go on while the group
-    rebalances (its partitions are read again from the committed offsets).
+    rebalances (its partitions are read again from the committed offsets). ``migrated``: the
+    group no longer takes this member's commits (Kafka Streams' ``TaskMigratedException``):
+    abortable whether or not the rebalance has begun here, since no commit of its acks can
+    succeed before the worker joins again, and joining revokes every partition and forgets them.
     """
 
-    def __init__(self, *args: object, abortable: bool = False) -> None:
+    def __init__(self, *args: object, abortable: bool = False, migrated: bool = False) -> None:
         super().__init__(*args)
-        self.abortable = abortable
+        self.abortable = abortable or migrated
+        self.migrated = migrated
 
 
 class WorkerTransactions:
@@ -286,21 +292,21 @@ class WorkerTransactions:
                 return False
             raise refusal
         opened = await self._begin()
-        producer = self._producer_now()
         try:
-            if offsets and group is not None:
-                began = monotonic()
-                await asyncio.wait_for(
-                    internals.send_offsets_to_transaction(producer, offsets, group),
-                    self.timeout_s,
-                )
-                self.timings.offsets.observe(monotonic() - began)
-            began = monotonic()
-            await asyncio.wait_for(producer.commit_transaction(), self.timeout_s)
-            self.timings.end.observe(monotonic() - began)
+            await self._end_with(offsets, group)
         except TransactionFailed as exc:
             await self.fail(exc)
             raise
+        except internals.GroupRefusedOffsets as exc:
+            # A worker starved past its session (the group dropped it) learns it here first.
+            refusal = TransactionFailed(
+                f"The consumer group refused the transaction's offsets, aborting it: {exc}",
+                migrated=True,
+            )
+            refusal.__cause__ = exc
+            if await self.give_up(refusal):
+                return False
+            raise refusal from exc
         except Exception as exc:  # any failure here ends the transaction
             failure = TransactionFailed(f"Transaction commit failed: {exc!r}")
             failure.__cause__ = exc
@@ -329,12 +335,26 @@ class WorkerTransactions:
             raise failure from broken
         return bool(offsets)
 
+    async def _end_with(self, offsets: Mapping[Any, int], group: GroupMetadata | None) -> None:
+        """The open transaction's offsets (with ``group``'s generation), then its end."""
+        producer = self._producer_now()
+        if offsets and group is not None:
+            began = monotonic()
+            await asyncio.wait_for(
+                internals.send_offsets_to_transaction(producer, offsets, group), self.timeout_s
+            )
+            self.timings.offsets.observe(monotonic() - began)
+        began = monotonic()
+        await asyncio.wait_for(producer.commit_transaction(), self.timeout_s)
+        self.timings.end.observe(monotonic() - began)
+
     async def give_up(self, refusal: TransactionFailed) -> bool:
         """The open transaction must not commit: abort it. While the group rebalances, an
         abortable refusal lets the worker go on (returns true): the partitions are being taken
         away, and whoever gets them reads their records again from the committed offsets, so
-        they are processed once. Otherwise the worker stops (returns false)."""
-        if refusal.abortable and self._rebalancing():
+        they are processed once. A migrated one does whenever it comes. Otherwise the worker
+        stops (returns false)."""
+        if refusal.abortable and (refusal.migrated or self._rebalancing()):
             try:
                 await self._abort(str(refusal))
             except TransactionFailed:

@@ -418,3 +418,50 @@ async def test_giving_up_with_no_transaction_open_aborts_nothing_in_the_producer
     txns.bind(lambda: producer, txns._on_failure, rebalancing=lambda: True)  # type: ignore[arg-type]
     assert await txns.give_up(TransactionFailed("membership lost", abortable=True)) is True
     assert producer.journal == [] and failures == []
+
+
+async def test_offsets_the_group_refuses_abort_and_the_worker_goes_on_outside_a_rebalance() -> None:
+    """A worker starved past its session learns it from the group's refusal of its offsets,
+    before its consumer sees the rebalance: no commit of that member can succeed any more, so
+    the transaction aborts and the worker goes on to join again (Kafka Streams' TaskMigrated)
+    rather than stopping, as the two-workers fault scenario once saw in CI."""
+    producer, failures = FakeProducer(), list[BaseException]()
+    txns = transactions(producer, failures)  # not rebalancing
+    dropped: list[str] = []
+    refused = internals.GroupRefusedOffsets("ILLEGAL_GENERATION")
+
+    async def refuse(producer: Any, offsets: Mapping[Any, int], group: Any) -> None:
+        raise refused
+
+    async with txns.step(generation=3, consumed={"tp": 19}):
+        txns.after_commit("store", lambda: None, on_abort=lambda: dropped.append("store"))
+    async with txns.exclusive():
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(internals, "send_offsets_to_transaction", refuse)
+            assert await txns.commit({"tp": 20}, GROUP) is False
+    assert producer.journal == ["begin", "abort"]
+    assert dropped == ["store"]
+    assert failures == [] and txns.failed is None and txns.aborts == 1
+    # The next transaction commits as any other.
+    async with txns.step(generation=4, consumed={"tp": 25}):
+        pass
+    async with txns.exclusive():
+        assert await txns.commit({"tp": 26}, GroupMetadata("app", 4, "member-1")) is True
+    assert producer.journal[-2:] == [("offsets", {"tp": 26}, 4), "commit"]
+
+
+async def test_a_commit_failure_that_is_not_the_groups_refusal_still_stops_the_worker() -> None:
+    producer, failures = FakeProducer(), list[BaseException]()
+    txns = transactions(producer, failures)
+
+    async def fenced(producer: Any, offsets: Mapping[Any, int], group: Any) -> None:
+        raise RuntimeError("ProducerFenced")
+
+    async with txns.step(generation=3, consumed={"tp": 19}):
+        pass
+    async with txns.exclusive():
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(internals, "send_offsets_to_transaction", fenced)
+            with pytest.raises(TransactionFailed):
+                await txns.commit({"tp": 20}, GROUP)
+    assert len(failures) == 1 and txns.failed is not None
