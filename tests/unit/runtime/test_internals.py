@@ -520,28 +520,28 @@ def test_the_transactional_store_overrides_faust_rocksdb_store_where_it_reads_an
         del stores.STORES.aliases["karrot-shape"]
 
 
-async def test_a_refused_transaction_keeps_what_its_abort_must_end() -> None:
-    """aiokafka's abort sends EndTxn only for a transaction it knows is not empty: its own
-    ``error_transaction`` forgets the partitions and group (the aborted records were then
-    committed by the next transaction); the refusal keeps them."""
+def _transaction_with_a_partition_and_a_group() -> TransactionManager:
     tp = TopicPartition("in", 0)
-    stock = TransactionManager("karrot-tx-t", 60_000)
-    stock.set_pid_and_epoch(1, 0)
-    stock.begin_transaction()
-    stock.maybe_add_partition_to_txn(tp)
-    stock.partition_added(tp)
-    stock.consumer_group_added("group")
-    assert not stock.is_empty_transaction()
-    stock.error_transaction(RuntimeError("refused"))
-    assert stock.is_empty_transaction()  # fixed upstream? then the refusal's copy can go
-    stock._transaction_waiter.exception()
-
     manager = TransactionManager("karrot-tx-t", 60_000)
     manager.set_pid_and_epoch(1, 0)
     manager.begin_transaction()
     manager.maybe_add_partition_to_txn(tp)
     manager.partition_added(tp)
     manager.consumer_group_added("group")
+    assert not manager.is_empty_transaction()
+    return manager
+
+
+async def test_a_refused_transaction_keeps_what_its_abort_must_end() -> None:
+    """aiokafka's abort sends EndTxn only for a transaction it knows is not empty: its own
+    ``error_transaction`` forgets the partitions and group (the aborted records were then
+    committed by the next transaction); the refusal keeps them."""
+    stock = _transaction_with_a_partition_and_a_group()
+    stock.error_transaction(RuntimeError("refused"))
+    assert stock.is_empty_transaction()  # fixed upstream? then the refusal's copy can go
+    stock._transaction_waiter.exception()
+
+    manager = _transaction_with_a_partition_and_a_group()
     internals._refuse_transaction(manager, RuntimeError("refused"))
     manager._transaction_waiter.exception()
     assert manager.state is TransactionState.ABORTABLE_ERROR
